@@ -171,13 +171,14 @@ export class AgentdApp {
     const listener = this.#listener;
     if (listener !== undefined) {
       const accepting = listener.stopAccepting();
+      // Streams have seen the shutdown signal and end with OK; give their final frames a moment to
+      // flush (a turn of the event loop), then ask sessions to go away and wait for clients.
+      await new Promise((r) => setImmediate(r));
       listener.drain();
-      const deadline = Date.now() + this.config.shutdownGraceMs;
-      while (listener.openConnections > 0 && Date.now() < deadline) {
-        await new Promise((r) => setTimeout(r, 20));
-        listener.drain();
+      if (!(await listener.allClosed(this.config.shutdownGraceMs))) {
+        this.logger.warn("closing connections that outlived the shutdown grace", { open: listener.openConnections });
       }
-      listener.destroyAll();
+      await listener.destroyAll();
       await accepting;
     }
     await this.#modules?.close();

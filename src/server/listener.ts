@@ -124,10 +124,26 @@ export class OnePortListener {
     return this.#sockets.size;
   }
 
-  /** Ends every remaining connection at once. */
-  destroyAll(): void {
+  /** Resolves when every open connection has closed, or after `timeoutMs` (then returns false). */
+  async allClosed(timeoutMs: number): Promise<boolean> {
+    if (this.#sockets.size === 0) return true;
+    let timer: NodeJS.Timeout | undefined;
+    const closed = Promise.all([...this.#sockets].map((s) => new Promise((r) => s.once("close", r)))).then(() => true);
+    const timedOut = new Promise<boolean>((r) => {
+      timer = setTimeout(() => r(false), timeoutMs);
+    });
+    try {
+      return await Promise.race([closed, timedOut]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Ends every remaining connection at once; resolves when they are all closed. */
+  async destroyAll(): Promise<void> {
     for (const session of this.#sessions) session.destroy();
     for (const socket of this.#sockets) socket.destroy();
     this.#h1.closeAllConnections();
+    await this.allClosed(1000);
   }
 }

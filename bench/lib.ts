@@ -1,0 +1,75 @@
+/** Shared measurement helpers for the benchmarks. */
+import { spawn, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { createInterface } from "node:readline";
+
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+export function percentile(xs: readonly number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
+}
+
+/** Times `n` sequential runs of `fn` after `warmup` unmeasured ones; returns milliseconds. */
+export async function timeEach(n: number, warmup: number, fn: () => Promise<unknown>): Promise<number[]> {
+  for (let i = 0; i < warmup; i++) await fn();
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t = performance.now();
+    await fn();
+    out.push(performance.now() - t);
+  }
+  return out;
+}
+
+export interface Row {
+  what: string;
+  ours: number;
+  raw: number;
+  unit: string;
+  /** "lower" when smaller is better (latency), "higher" for throughput. */
+  better: "lower" | "higher";
+  target: string;
+}
+
+/** Prints rows as a markdown table with the ratio ours/raw. */
+export function printTable(rows: readonly Row[]): void {
+  const fmt = (n: number) => (n >= 100 ? n.toFixed(0) : n >= 10 ? n.toFixed(1) : n.toFixed(3));
+  console.log("| measurement | ours | raw limit | ratio (ours/raw) | target |");
+  console.log("| --- | --- | --- | --- | --- |");
+  for (const r of rows) {
+    const ratio = r.raw === 0 ? "n/a" : (r.ours / r.raw).toFixed(2);
+    console.log(`| ${r.what} | ${fmt(r.ours)} ${r.unit} | ${r.raw === 0 ? "—" : `${fmt(r.raw)} ${r.unit}`} | ${ratio} | ${r.target} |`);
+  }
+}
+
+/** Resident set size of a process in MiB (Linux /proc). */
+export function rssMiB(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? "0");
+  return kb / 1024;
+}
+
+/** Starts a server process that prints `{"listening": url}` on its first stdout line. */
+export function startProcess(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ child: ChildProcess; url: string; line: Record<string, string> }> {
+  const child = spawn(cmd, args, { env: { ...process.env, LOG_LEVEL: "warn", ...env }, stdio: ["ignore", "pipe", "inherit"] });
+  return new Promise((resolve, reject) => {
+    const rl = createInterface({ input: child.stdout! });
+    rl.once("line", (text) => {
+      const line = JSON.parse(text) as Record<string, string>;
+      resolve({ child, url: line.listening!, line });
+    });
+    child.once("exit", (code) => reject(new Error(`${cmd} exited with ${code}`)));
+  });
+}
+
+export async function stopProcess(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((r) => child.once("exit", r));
+  child.kill("SIGTERM");
+  await exited;
+}
