@@ -300,10 +300,9 @@ export const GetWorkspaceResponseSchema: GenMessage<GetWorkspaceResponse> = /*@_
   messageDesc(file_agentd_v1_server_service, 7);
 
 /**
- * The server itself: what it is, what it can do, where its workspace is. These RPCs need no
- * session key on REST (/server_info) but do on gRPC/Connect like every other RPC... except
- * GetServerInfo, which is open on every surface (health probes and clients deciding which
- * features to use call it before they have a key).
+ * The server itself: what it is, what it can do, where its workspace is. When session keys are
+ * configured these RPCs need one like every other RPC, except GetServerInfo, which is open on every
+ * surface (probes and clients call it before they have a key to decide which features to use).
  *
  * @generated from service agentd.v1.ServerService
  */
