@@ -2,7 +2,7 @@
 import { statfs } from "node:fs/promises";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
-import { ServerService } from "../../gen/agentd/v1/server_service_pb.js";
+import type { ServerService } from "../../gen/agentd/v1/server_service_pb.js";
 import { AGENTD_VERSION, OPENHANDS_COMPAT_VERSION } from "../version.js";
 
 export interface ServerFacts {

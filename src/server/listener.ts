@@ -12,13 +12,14 @@
 import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
+import type { Duplex } from "node:stream";
 import tls from "node:tls";
 import type { AnyResponse } from "./http-common.js";
 
 const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 
 export type RequestHandler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: AnyResponse) => void;
-export type UpgradeHandler = (req: http.IncomingMessage, socket: import("node:stream").Duplex, head: Buffer) => void;
+export type UpgradeHandler = (req: http.IncomingMessage, socket: Duplex, head: Buffer) => void;
 
 export interface ListenerOptions {
   host: string;

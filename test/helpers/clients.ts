@@ -1,7 +1,7 @@
 /** Real clients of every kind, pointed at a test server. */
 import { fromBinary, toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
-import { createClient, type Client, type Transport } from "@connectrpc/connect";
+import { createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import type { DescService } from "@bufbuild/protobuf";
 
@@ -11,10 +11,10 @@ export const TRANSPORT_KINDS: readonly TransportKind[] = ["grpc", "connect-h2", 
 
 export function transport(baseUrl: string, kind: TransportKind, headers: Record<string, string> = {}): Transport {
   const interceptors = Object.keys(headers).length === 0 ? [] : [
-    (next: Parameters<import("@connectrpc/connect").Interceptor>[0]) => (req: Parameters<typeof next>[0]) => {
+    ((next) => (req) => {
       for (const [k, v] of Object.entries(headers)) req.header.set(k, v);
       return next(req);
-    },
+    }) satisfies Interceptor,
   ];
   switch (kind) {
     case "grpc":
