@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /**
  * `agentd [serve] [flags]`: starts the server and stops it gracefully on SIGTERM/SIGINT (exit 0).
+ * `agentd --check-browser`: launches Chromium, renders about:blank, exits 0 (or 1 with the reason).
  * A bad setting exits 2 with one line naming it.
  */
 import { mkdir } from "node:fs/promises";
@@ -18,6 +19,17 @@ async function main(argv: string[]): Promise<number> {
     }
     if (parsed.command !== "serve") throw new ConfigError(`unknown command ${JSON.stringify(parsed.command)} (see agentd --help)`);
     config = loadConfig(parsed.flags);
+    if (parsed.flags.has("--check-browser")) {
+      // Loaded only here: playwright must not slow down the server's start.
+      const { checkBrowser } = await import("./domain/agent/browser/index.js");
+      const check = await checkBrowser({ chromiumPath: config.chromiumPath });
+      if (check.ok) {
+        process.stdout.write(`browser ok: ${check.path} (${check.version})\n`);
+        return 0;
+      }
+      process.stderr.write(`agentd: browser check failed: ${check.reason}\n`);
+      return 1;
+    }
     if (checkBindSafety(config) === "insecure") {
       process.stderr.write(`agentd: warning: listening on ${config.host} with no session key (--insecure-no-auth)\n`);
     }

@@ -76,6 +76,18 @@ describe("agentd CLI", () => {
     }
   });
 
+  it("--check-browser renders about:blank and exits 0, or exits 1 with one line", async () => {
+    const ok = startCli(["--check-browser"]);
+    let out = "";
+    ok.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+    expect((await exitOf(ok)).code).toBe(0);
+    expect(out).toMatch(/^browser ok: \S+/);
+    const missing = await exitOf(startCli(["--check-browser"], { CHROMIUM_PATH: "/no/such/chromium" }));
+    expect(missing.code).toBe(1);
+    expect(missing.stderr.trim().split("\n")).toHaveLength(1);
+    expect(missing.stderr).toContain("/no/such/chromium");
+  });
+
   it("ends an open server stream cleanly on SIGTERM and exits 0", async () => {
     const ws = await tempDir();
     const child = startCli(["--port", "0", "--workspace", ws]);
