@@ -1,0 +1,122 @@
+import { createHash } from "node:crypto";
+import { mkdir, mkdtemp, open, readdir, realpath, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { AgentdError } from "../../errors.js";
+import { DEFAULT_READ_CHUNK_SIZE } from "./file-reader.js";
+import { WorkspaceFiles } from "./workspace-files.js";
+
+const MiB = 1024 * 1024;
+
+let base: string;
+let ws: string;
+let files: WorkspaceFiles;
+
+beforeEach(async () => {
+  base = await realpath(await mkdtemp(join(tmpdir(), "agentd-files-read-")));
+  ws = join(base, "ws");
+  await mkdir(ws);
+  files = new WorkspaceFiles({ roots: [ws], defaultWorkingDir: ws, uploadIdleTimeoutMs: 60_000 });
+});
+
+afterEach(async () => {
+  await files.close();
+  await rm(base, { recursive: true, force: true });
+});
+
+async function failure(p: Promise<unknown>): Promise<AgentdError> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  if (!(err instanceof AgentdError)) throw new Error(`expected an AgentdError, got ${String(err)}`);
+  return err;
+}
+
+async function openFds(): Promise<number> {
+  return (await readdir("/proc/self/fd")).length;
+}
+
+describe("read", () => {
+  it("serves 256 KiB chunks by default and reports the sha256 at the end", async () => {
+    const data = Buffer.alloc(4 * DEFAULT_READ_CHUNK_SIZE + 5, 7);
+    await writeFile(join(ws, "f.bin"), data);
+    const stream = await files.read("f.bin");
+    expect(stream.info).toMatchObject({ size: data.byteLength, type: "file", path: join(ws, "f.bin") });
+    expect((() => stream.result)).toThrow(AgentdError);
+    const sizes: number[] = [];
+    for await (const chunk of stream) sizes.push(chunk.byteLength);
+    expect(sizes).toEqual([262144, 262144, 262144, 262144, 5]);
+    expect(stream.result).toEqual({ bytesServed: data.byteLength, sha256: createHash("sha256").update(data).digest("hex") });
+  });
+
+  it("honours offset, length (clamped at the end) and chunkSize", async () => {
+    await writeFile(join(ws, "abc"), "abcdefghij");
+    const collect = async (opts: Parameters<WorkspaceFiles["read"]>[1]): Promise<string[]> => {
+      const out: string[] = [];
+      for await (const c of await files.read("abc", opts)) out.push(Buffer.from(c).toString());
+      return out;
+    };
+    expect(await collect({ offset: 3, length: 4, chunkSize: 3 })).toEqual(["def", "g"]);
+    expect(await collect({ offset: 8, length: 100 })).toEqual(["ij"]);
+    expect(await collect({ offset: 10 })).toEqual([]);
+    const err = await failure(files.read("abc", { offset: 11 }));
+    expect(err.code).toBe("out_of_range");
+    expect(err.message).toContain("size 10");
+    expect((await failure(files.read("abc", { offset: -1 }))).code).toBe("invalid_argument");
+    expect((await failure(files.read("abc", { chunkSize: 0 }))).code).toBe("invalid_argument");
+  });
+
+  it("reading a directory → failed_precondition", async () => {
+    await mkdir(join(ws, "d"));
+    const err = await failure(files.read("d"));
+    expect(err.code).toBe("failed_precondition");
+    expect(err.message).toContain("is a directory");
+  });
+
+  it("releases the file handle when the consumer stops early, closes, or aborts", async () => {
+    await writeFile(join(ws, "f"), Buffer.alloc(MiB));
+    const before = await openFds();
+    const early = await files.read("f", { chunkSize: 1024 });
+    for await (const _ of early) break;
+    const unread = await files.read("f");
+    await unread.close();
+    const ac = new AbortController();
+    const aborted = await files.read("f", { chunkSize: 1024, signal: ac.signal });
+    let n = 0;
+    const err = await (async () => {
+      for await (const _ of aborted) if (++n === 3) ac.abort();
+    })().catch((e: unknown) => e);
+    expect((err as AgentdError).code).toBe("canceled");
+    expect(n).toBe(3);
+    expect(await openFds()).toBe(before);
+  });
+
+  it("streams a 256 MiB file with rss growth under 64 MiB (the consumer pulls)", async () => {
+    const size = 256 * MiB;
+    const block = Buffer.alloc(MiB);
+    const hash = createHash("sha256");
+    const fh = await open(join(ws, "huge.bin"), "w");
+    for (let i = 0; i < size / MiB; i++) {
+      block.fill(i % 251);
+      await fh.write(block);
+      hash.update(block);
+    }
+    await fh.close();
+    const expected = hash.digest("hex");
+
+    const baseline = process.memoryUsage.rss();
+    let peak = baseline;
+    let served = 0;
+    const stream = await files.read("huge.bin");
+    for await (const chunk of stream) {
+      served += chunk.byteLength;
+      if ((served / DEFAULT_READ_CHUNK_SIZE) % 16 === 0) peak = Math.max(peak, process.memoryUsage.rss());
+    }
+    peak = Math.max(peak, process.memoryUsage.rss());
+    expect(served).toBe(size);
+    expect(stream.result.sha256).toBe(expected);
+    expect(peak - baseline).toBeLessThan(64 * MiB);
+  });
+});
