@@ -36,6 +36,8 @@ const PAGES: Record<string, string> = {
     <button onclick="window.open('/popup')">Open popup</button>`,
   "/page2": `<!doctype html><title>Page Two</title><h2>This is page two</h2><p>Welcome to the second page.</p>`,
   "/popup": `<!doctype html><title>Popup</title><p>I am a popup.</p>`,
+  // A named form shadows document.title in the page's own JavaScript world.
+  "/shadowed-title": `<!doctype html><title>Real title</title><form name="title"><input name="q"></form><p>shadowed</p>`,
   "/long": `<!doctype html><title>Long</title><h1>A long page</h1>${Array.from(
     { length: LONG_PARAGRAPHS },
     (_, i) => `<p>Paragraph ${i}: the quick brown fox jumps over the lazy dog.</p>`,
@@ -224,6 +226,7 @@ describe("BrowserManager with real Chromium", () => {
 
     const state = await ok("conv-a", "browser_get_state");
     expect(state).toContain(`URL: ${site.base}/form`);
+    expect(state).toContain("Title: Form");
     expect(state).toContain("Viewport: 1280x720");
     expect(state).not.toContain("Invisible");
     expect(state).not.toContain('name="token"');
@@ -268,6 +271,7 @@ describe("BrowserManager with real Chromium", () => {
     const click = await ok("conv-a", "browser_click", { index: link });
     expect(click).toContain(`The tab navigated to ${site.base}/page2`);
     const content = await ok("conv-a", "browser_get_content");
+    expect(content).toContain("Title: Page Two");
     expect(content).toContain("## This is page two");
     expect(content).toContain("Welcome to the second page.");
     expect(content).toContain("[End of page content.]");
@@ -278,6 +282,13 @@ describe("BrowserManager with real Chromium", () => {
     expect(withLinks).toContain(`- [Go to page two](${site.base}/page2)`);
     expect(withLinks).toContain("Some **links**:");
     expect(await ok("conv-a", "browser_get_content")).not.toContain("](");
+  });
+
+  it("reports the document's title even when a named element shadows document.title", async () => {
+    expect(await ok("conv-a", "browser_navigate", { url: `${site.base}/shadowed-title` })).toContain("Title: Real title");
+    expect(await ok("conv-a", "browser_get_state")).toContain("Title: Real title");
+    expect(await ok("conv-a", "browser_get_content")).toContain("Title: Real title");
+    expect(await ok("conv-a", "browser_list_tabs")).toContain(`Real title — ${site.base}/shadowed-title`);
   });
 
   it("tracks tabs opened by target=_blank, window.open and new_tab; lists, switches and closes them", async () => {
@@ -439,6 +450,8 @@ describe("BrowserManager with real Chromium", () => {
     expect(obs.startsWith(RESTART_NOTE)).toBe(true);
     expect(obs).toContain("restarted");
     expect(obs).toContain("Title: Page Two");
+    // The new pid is looked up alongside the first action and known once it returned.
+    expect(manager.browserPid).toBeGreaterThan(0);
     expect(manager.browserPid).not.toBe(pid);
     // The dead browser left nothing behind.
     expect(liveGroupMembers(pid ?? 0)).toEqual([]);
@@ -463,6 +476,7 @@ describe("BrowserManager with real Chromium", () => {
     expect(obs.is_error, text(obs)).toBe(false);
     expect(text(obs).startsWith(RESTART_NOTE)).toBe(true);
     expect(text(obs)).toContain("Title: Gate");
+    expect(manager.browserPid).toBeGreaterThan(0);
     expect(manager.browserPid).not.toBe(pid);
     expect(liveGroupMembers(pid)).toEqual([]);
   });

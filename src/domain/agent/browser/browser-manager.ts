@@ -37,7 +37,14 @@ export interface BrowserManagerOptions extends FindChromiumOptions {
 
 interface Running {
   browser: Browser;
-  cdp: CDPSession | undefined;
+  /**
+   * Browser-level CDP session (popup counting, pid lookup), opened in the background so the first
+   * action does not wait for it. Resolves to undefined when it cannot be opened; never rejects.
+   */
+  cdp: Promise<CDPSession | undefined>;
+  /** The browser process's pid, looked up in the background; undefined when unknown. Never rejects. */
+  pidLookup: Promise<number | undefined>;
+  /** What pidLookup resolved to; undefined until then. */
   pid: number | undefined;
 }
 
@@ -72,7 +79,11 @@ export class BrowserManager {
     this.#actionTimeoutMs = opts.actionTimeoutMs ?? DEFAULT_ACTION_TIMEOUT_MS;
   }
 
-  /** PID of the running Chromium (its process group leader); undefined when none is running. */
+  /**
+   * PID of the running Chromium (its process group leader); undefined when none is running. The
+   * pid is looked up alongside the first action after a launch and is known once that action's
+   * execute() has settled.
+   */
   get browserPid(): number | undefined {
     return this.#running?.pid;
   }
@@ -106,6 +117,14 @@ export class BrowserManager {
   }
 
   async #executeNow(action: BrowserAction, ctx: ToolContext): Promise<BrowserObservation> {
+    const obs = await this.#act(action, ctx);
+    // A launch looks the pid up in parallel with the action; it is done by now (or about to be).
+    // Waiting here keeps browserPid defined once an action has returned.
+    await this.#running?.pidLookup;
+    return obs;
+  }
+
+  async #act(action: BrowserAction, ctx: ToolContext): Promise<BrowserObservation> {
     if (ctx.signal.aborted) throw new AgentdError("canceled", `${toolNameOf(action)} was canceled`);
     if (this.#closed) throw new AgentdError("unavailable", "the browser manager is closed");
     const notes: string[] = [];
@@ -218,19 +237,15 @@ export class BrowserManager {
     } catch (err) {
       throw new AgentdError("unavailable", `could not start Chromium (${found.path}): ${firstLine(err)}`);
     }
-    let cdp: CDPSession | undefined;
-    let pid: number | undefined;
-    try {
-      cdp = await browser.newBrowserCDPSession();
-      const info = (await cdp.send("SystemInfo.getProcessInfo")) as { processInfo: { type: string; id: number }[] };
-      pid = info.processInfo.find((p) => p.type === "browser")?.id;
-    } catch {
-      // Without CDP we lose popup counting and the pid; browsing still works.
-    }
-    const running: Running = { browser, cdp, pid };
+    // Not awaited: the CDP session and the pid (7–13 ms) are only needed by popup counting, the
+    // browserPid getter and the crash handler, so they are fetched while the context is created.
+    // Without CDP we lose popup counting and the pid; browsing still works.
+    const cdp: Promise<CDPSession | undefined> = browser.newBrowserCDPSession().catch(() => undefined);
+    const running: Running = { browser, cdp, pidLookup: Promise.resolve(undefined), pid: undefined };
+    running.pidLookup = lookupBrowserPid(cdp).then((pid) => (running.pid = pid));
     browser.on("disconnected", () => this.#onDisconnected(running));
     if (this.#closed) {
-      await browser.close().catch(() => undefined);
+      await closeBrowser(running);
       throw new AgentdError("unavailable", "the browser manager is closed");
     }
     this.#running = running;
@@ -246,14 +261,16 @@ export class BrowserManager {
       if (!this.#closed) this.#lost.add(id);
     }
     // Chromium starts helpers (zygote, renderers, GPU) in its own process group, led by the
-    // browser process; after an unexpected exit make sure none of them lingers.
-    if (running.pid !== undefined) {
+    // browser process; after an unexpected exit make sure none of them lingers. A lookup still in
+    // flight when the browser went away fails and resolves to undefined: nothing to kill then.
+    void running.pidLookup.then((pid) => {
+      if (pid === undefined) return;
       try {
-        process.kill(-running.pid, "SIGKILL");
+        process.kill(-pid, "SIGKILL");
       } catch {
         // ESRCH: the group is already gone.
       }
-    }
+    });
   }
 
   /** Closes the conversation's context (tabs, cookies); the next action for it starts afresh. */
@@ -274,7 +291,28 @@ export class BrowserManager {
     await Promise.all(sessions.map((s) => s.close()));
     const running = this.#running ?? (await this.#launching?.catch(() => undefined));
     this.#running = undefined;
-    if (running) await running.browser.close().catch(() => undefined);
+    if (running) await closeBrowser(running);
+  }
+}
+
+/**
+ * Closes a launched browser. The pid lookup is let finish first so the "disconnected" handler
+ * knows the process group to sweep (it is normally done long before; at most a few ms otherwise).
+ */
+async function closeBrowser(running: Running): Promise<void> {
+  await running.pidLookup;
+  await running.browser.close().catch(() => undefined);
+}
+
+/** The browser process's pid via CDP; undefined when there is no session or the call fails. Never rejects. */
+async function lookupBrowserPid(cdp: Promise<CDPSession | undefined>): Promise<number | undefined> {
+  try {
+    const session = await cdp;
+    if (!session) return undefined;
+    const info = (await session.send("SystemInfo.getProcessInfo")) as { processInfo: { type: string; id: number }[] };
+    return info.processInfo.find((p) => p.type === "browser")?.id;
+  } catch {
+    return undefined;
   }
 }
 

@@ -5,7 +5,7 @@ import type { Browser, BrowserContext, CDPSession, Dialog, Download, Page } from
 import { errors } from "playwright-core";
 import { AgentdError } from "../../../errors.js";
 import { firstLine } from "./find-chromium.js";
-import { extractMarkdown, lookupIndex, matchOption, numberElements, scrollPage } from "./page-scripts.js";
+import { extractMarkdown, lookupIndex, matchOption, numberElements, pageTitle, scrollPage } from "./page-scripts.js";
 import type { ElementInfo, IndexLookup } from "./page-scripts.js";
 import type { BrowserAction } from "./types.js";
 import { checkNavigationUrl, isAllowedLandingUrl } from "./url-policy.js";
@@ -66,15 +66,19 @@ export class ConversationBrowser {
     readonly browser: Browser,
     readonly context: BrowserContext,
     readonly opts: ConversationBrowserOptions,
-    readonly browserCdp: CDPSession | undefined,
+    /** Browser-level CDP session; resolves to undefined when none could be opened, never rejects. */
+    readonly browserCdp: Promise<CDPSession | undefined>,
   ) {
     context.on("page", (page) => this.#register(page, true));
   }
 
-  /** Creates the isolated context; tabs are opened lazily by the first action that needs one. */
+  /**
+   * Creates the isolated context; tabs are opened lazily by the first action that needs one.
+   * `browserCdp` may still be opening (it must never reject); only popup counting waits for it.
+   */
   static async create(
     browser: Browser,
-    browserCdp: CDPSession | undefined,
+    browserCdp: Promise<CDPSession | undefined>,
     opts: ConversationBrowserOptions & { viewport: { width: number; height: number } },
   ): Promise<ConversationBrowser> {
     const context = await browser.newContext({ viewport: opts.viewport, acceptDownloads: true });
@@ -369,7 +373,8 @@ export class ConversationBrowser {
   }
 
   async #countPageTargets(): Promise<number | undefined> {
-    if (!this.browserCdp) return undefined;
+    const browserCdp = await this.browserCdp;
+    if (!browserCdp) return undefined;
     try {
       if (this.#contextId === undefined) {
         const page = this.context.pages()[0];
@@ -379,7 +384,7 @@ export class ConversationBrowser {
         await cdp.detach().catch(() => undefined);
         this.#contextId = info.targetInfo.browserContextId;
       }
-      const { targetInfos } = (await this.browserCdp.send("Target.getTargets")) as {
+      const { targetInfos } = (await browserCdp.send("Target.getTargets")) as {
         targetInfos: { type: string; subtype?: string; browserContextId?: string }[];
       };
       // Prerendered pages (speculation rules) are page targets Playwright never announces.
@@ -428,7 +433,7 @@ export class ConversationBrowser {
     const numbered = await numberElements(page);
     const lines = [
       `URL: ${page.url()}`,
-      `Title: ${await safeTitle(page)}`,
+      `Title: ${titleText(numbered.title)}`,
       `Tab: ${tab.id} (${this.#tabs.size} tab${this.#tabs.size === 1 ? "" : "s"} open)`,
       `Viewport: ${numbered.viewportWidth}x${numbered.viewportHeight}, scrolled to y=${numbered.scrollY} of ${numbered.scrollHeight} px`,
       "",
@@ -460,9 +465,9 @@ export class ConversationBrowser {
   async #getContent(links: boolean, start: number): Promise<ActionResult> {
     const tab = await this.#active();
     const page = tab.page;
-    const { markdown, truncated } = await extractMarkdown(page, links, MAX_EXTRACT_CHARS);
+    const { markdown, truncated, title } = await extractMarkdown(page, links, MAX_EXTRACT_CHARS);
     const total = markdown.length;
-    const header = [`URL: ${page.url()}`, `Title: ${await safeTitle(page)}`];
+    const header = [`URL: ${page.url()}`, `Title: ${titleText(title)}`];
     if (total === 0) return { text: [...header, "", "The page has no text content."].join("\n") };
     if (start >= total) {
       throw new AgentdError("out_of_range", `start_from_char ${start} is past the end of the page content (${total} characters)`);
@@ -557,12 +562,18 @@ function remaining(deadline: number): number {
   return Math.max(1, deadline - Date.now());
 }
 
+/** The page's title for an observation; "" when it cannot be read (page gone, navigating). */
 async function safeTitle(page: Page): Promise<string> {
   try {
-    return clip(await page.title(), 300);
+    return titleText(await pageTitle(page));
   } catch {
     return "";
   }
+}
+
+/** A title value from a page script, clipped; "" when the page made it a non-string. */
+function titleText(value: unknown): string {
+  return typeof value === "string" ? clip(value, 300) : "";
 }
 
 export function clip(s: string, max: number): string {

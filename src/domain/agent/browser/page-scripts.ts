@@ -5,6 +5,22 @@ import type { Page } from "playwright-core";
 // `__name(...)` into function bodies, which do not exist in the page and would break evaluation.
 // Each script is an arrow function taking one JSON argument; `evaluate` below calls it.
 
+/**
+ * An expression for document.title as the browser computes it, the value `page.title()` gives.
+ * It goes through Document.prototype because in the page's main world, where these scripts run,
+ * named elements (`<form name="title">`, `<img name="title">`) shadow document.title; Playwright's
+ * utility world, where page.title() runs, does not see them. Never throws ("" instead), so a title
+ * cannot fail the script it is part of.
+ */
+const READ_TITLE = `(() => {
+  try {
+    const d = Object.getOwnPropertyDescriptor(Document.prototype, "title");
+    return d && d.get ? d.get.call(document) : "";
+  } catch (e) {
+    return "";
+  }
+})()`;
+
 /** Attribute that carries an interactive element's index; set by get_state, read by click/type. */
 export const INDEX_ATTR = "data-agentd-index";
 
@@ -50,6 +66,8 @@ export interface NumberedPage {
   scrollHeight: number;
   viewportWidth: number;
   viewportHeight: number;
+  /** The page title, read in the same evaluation (see pageTitle for why). */
+  title: unknown;
 }
 
 const NUMBER_ELEMENTS = `(opts) => {
@@ -106,6 +124,7 @@ const NUMBER_ELEMENTS = `(opts) => {
     elements, omitted,
     scrollY: Math.round(scrollY), scrollHeight: se ? se.scrollHeight : 0,
     viewportWidth: innerWidth, viewportHeight: innerHeight,
+    title: ${READ_TITLE},
   };
 }`;
 
@@ -140,6 +159,8 @@ export interface ExtractedContent {
   markdown: string;
   /** True when extraction stopped at the size cap. */
   truncated: boolean;
+  /** The page title, read in the same evaluation (see pageTitle for why). */
+  title: unknown;
 }
 
 // DOM → markdown: headings, paragraphs, lists, tables, code blocks, emphasis and (optionally)
@@ -240,7 +261,7 @@ const EXTRACT_MARKDOWN = `(opts) => {
   const markdown = parts.join("")
     .split("\\n").map((l) => l.replace(/[ \\t]+$/, "")).join("\\n")
     .replace(/\\n{3,}/g, "\\n\\n").trim();
-  return { markdown, truncated };
+  return { markdown, truncated, title: ${READ_TITLE} };
 }`;
 
 export interface ScrollResult {
@@ -287,6 +308,20 @@ const MATCH_OPTION = `(opts) => {
 
 function run<T>(page: Page, source: string, arg: unknown): Promise<T> {
   return page.evaluate(`(${source})(${JSON.stringify(arg)})`) as Promise<T>;
+}
+
+/**
+ * The page's title (what `page.title()` returns), evaluated in the page's main world.
+ *
+ * Playwright installs a helper script into each JavaScript world of a document the first time it
+ * evaluates there, and `page.title()` evaluates in its separate utility world. Reading the title in
+ * the main world — where every script of this file runs — means a fresh document pays that
+ * installation once instead of twice; get_state and get_content go further and return the title
+ * from their own evaluation. The value is `unknown` because the page's own scripts can redefine
+ * the getter in the main world; callers keep strings only.
+ */
+export function pageTitle(page: Page): Promise<unknown> {
+  return page.evaluate(READ_TITLE) as Promise<unknown>;
 }
 
 /** Re-numbers the visible interactive elements of the page and describes them. */
