@@ -1,0 +1,149 @@
+/**
+ * In-process fan-out of a conversation's events to its live watchers.
+ *
+ * Each subscriber has its own bounded queue. Publishing is O(subscribers) and never waits: a
+ * subscriber whose queue is full is marked overflowed, its queue is dropped (so its memory is
+ * released at once), and the next read tells its reader to end the stream; the producer and the
+ * other subscribers are unaffected. Events are shared between subscribers: treat them as
+ * immutable.
+ */
+
+import type { AgentdError } from "../../errors.js";
+import type { Event } from "../../../gen/agentd/v1/event_pb.js";
+
+/** Thrown by {@link Subscriber.next} once the subscriber's queue has overflowed. */
+export class SubscriberOverflow extends Error {
+  override readonly name = "SubscriberOverflow";
+}
+
+/** One live subscription. Read it from one consumer at a time. */
+export class Subscriber {
+  private queue: Event[] = [];
+  private head = 0;
+  private overflowed = false;
+  private ended: { error: unknown } | undefined;
+  private wake: (() => void) | undefined;
+
+  constructor(
+    private readonly limit: number,
+    private readonly detach: (s: Subscriber) => void,
+  ) {}
+
+  /** Items waiting to be read. */
+  get queued(): number {
+    return this.queue.length - this.head;
+  }
+
+  /** Called by the hub; never blocks. */
+  push(event: Event): void {
+    if (this.overflowed || this.ended !== undefined) return;
+    if (this.queued >= this.limit) {
+      this.overflowed = true;
+      this.queue = [];
+      this.head = 0;
+      this.detach(this);
+    } else {
+      this.queue.push(event);
+    }
+    this.notify();
+  }
+
+  /** Called by the hub: ends the subscription; queued events are still delivered first. */
+  end(error: unknown): void {
+    if (this.ended !== undefined) return;
+    this.ended = { error };
+    this.detach(this);
+    this.notify();
+  }
+
+  /**
+   * The next event. Resolves undefined when `signal` aborts or the subscription was closed.
+   * @throws SubscriberOverflow when the queue overflowed; the error given to end() when ended.
+   */
+  async next(signal?: AbortSignal): Promise<Event | undefined> {
+    for (;;) {
+      if (signal?.aborted === true) return undefined;
+      if (this.overflowed) throw new SubscriberOverflow("subscriber queue overflowed");
+      if (this.head < this.queue.length) {
+        const event = this.queue[this.head]!;
+        this.queue[this.head++] = undefined as unknown as Event; // release it for GC
+        if (this.head >= 1024 && this.head * 2 >= this.queue.length) {
+          this.queue = this.queue.slice(this.head);
+          this.head = 0;
+        }
+        return event;
+      }
+      if (this.ended !== undefined) {
+        if (this.ended.error === undefined) return undefined;
+        throw this.ended.error;
+      }
+      await new Promise<void>((resolve) => {
+        const onAbort = (): void => this.notify();
+        signal?.addEventListener("abort", onAbort, { once: true });
+        this.wake = () => {
+          signal?.removeEventListener("abort", onAbort);
+          resolve();
+        };
+      });
+    }
+  }
+
+  /** Stops receiving events (idempotent). */
+  close(): void {
+    this.end(undefined);
+  }
+
+  private notify(): void {
+    const wake = this.wake;
+    this.wake = undefined;
+    wake?.();
+  }
+}
+
+/** The subscribers of every conversation. */
+export class EventHub {
+  private readonly subscribers = new Map<string, Set<Subscriber>>();
+
+  /** @param queueLimit events a subscriber may have unread before it is ended (≥ 1). */
+  constructor(private readonly queueLimit: number) {
+    if (!Number.isInteger(queueLimit) || queueLimit < 1) throw new RangeError(`queue limit ${queueLimit} must be a positive integer`);
+  }
+
+  /** Registers a subscriber; it receives everything published from now on. */
+  subscribe(conversationId: string): Subscriber {
+    let set = this.subscribers.get(conversationId);
+    if (set === undefined) {
+      set = new Set();
+      this.subscribers.set(conversationId, set);
+    }
+    const s = new Subscriber(this.queueLimit, (gone) => {
+      const current = this.subscribers.get(conversationId);
+      current?.delete(gone);
+      if (current?.size === 0) this.subscribers.delete(conversationId);
+    });
+    set.add(s);
+    return s;
+  }
+
+  /** Delivers events, in order, to every subscriber of the conversation. Never blocks. */
+  publish(conversationId: string, events: readonly Event[]): void {
+    const set = this.subscribers.get(conversationId);
+    if (set === undefined) return;
+    for (const s of [...set]) for (const e of events) s.push(e);
+  }
+
+  /** Number of live subscribers of a conversation. */
+  count(conversationId: string): number {
+    return this.subscribers.get(conversationId)?.size ?? 0;
+  }
+
+  /** Ends every subscriber of a conversation with `error` (e.g. when it is deleted). */
+  end(conversationId: string, error: AgentdError): void {
+    for (const s of [...(this.subscribers.get(conversationId) ?? [])]) s.end(error);
+  }
+
+  /** Ends every subscriber (server shutdown). */
+  endAll(error: AgentdError): void {
+    for (const id of [...this.subscribers.keys()]) this.end(id, error);
+  }
+}
