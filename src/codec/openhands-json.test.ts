@@ -62,10 +62,10 @@ function value(f: DescField, depth: number): unknown {
 }
 
 function roundTrip<D extends DescMessage>(desc: D, msg: MessageShape<D>): void {
-  const json = toOpenHandsJson(desc, msg);
+  const json = toOpenHandsJson(desc, msg, { extensions: true });
   const back = fromOpenHandsJson(desc, JSON.parse(JSON.stringify(json)));
   expect(equals(desc, back, msg), `${desc.typeName}: ${JSON.stringify(json)}`).toBe(true);
-  const lean = toOpenHandsJson(desc, msg, { excludeNone: true });
+  const lean = toOpenHandsJson(desc, msg, { excludeNone: true, extensions: true });
   expect(equals(desc, fromOpenHandsJson(desc, JSON.parse(JSON.stringify(lean))), msg)).toBe(true);
 }
 
@@ -114,10 +114,13 @@ describe("output shape", () => {
         },
       },
     });
-    expect(toOpenHandsJson(EventSchema, ev, { excludeNone: true })).toEqual({
+    const { seq, ...plain } = toOpenHandsJson(EventSchema, ev, { excludeNone: true, extensions: true }) as Record<string, unknown>;
+    expect(seq).toBe(3);
+    // Without the opt-in, extension fields (rest_extension) are left out: plain OpenHands JSON.
+    expect(toOpenHandsJson(EventSchema, ev, { excludeNone: true })).toEqual(plain);
+    expect(plain).toEqual({
       kind: "ActionEvent",
       id: "e1",
-      seq: 3,
       timestamp: "2026-08-22T10:00:00.500Z",
       source: "agent",
       thought: [{ type: "text", text: "I'll list", cache_prompt: false }],
@@ -145,7 +148,7 @@ describe("output shape", () => {
 
   it("renders 64-bit integers as numbers when safe and as strings otherwise", () => {
     const c = create(ConversationSchema, { lastSeq: 5n, eventCount: (1n << 60n) + 1n });
-    const json = toOpenHandsJson(ConversationSchema, c) as Record<string, unknown>;
+    const json = toOpenHandsJson(ConversationSchema, c, { extensions: true }) as Record<string, unknown>;
     expect(json.last_seq).toBe(5);
     expect(json.event_count).toBe("1152921504606846977");
   });

@@ -37,6 +37,18 @@ import { enumPlanOf, planOf, type DiscriminatedPlan, type FieldPlan, type Messag
 export interface ToOpenHandsJsonOptions {
   /** Leave out null values (unset optionals and messages) instead of writing null. Default false. */
   excludeNone?: boolean;
+  /** Include fields marked `rest_extension` (agentd extensions such as the event `seq`). Default false. */
+  extensions?: boolean;
+}
+
+/** How one render call writes optional parts; fixed for the whole call. */
+interface RenderMode {
+  excludeNone: boolean;
+  extensions: boolean;
+}
+
+function modeOf(options: ToOpenHandsJsonOptions): RenderMode {
+  return { excludeNone: options.excludeNone === true, extensions: options.extensions === true };
 }
 
 /** A message as plain data; the codec reads and writes fields by their local names. */
@@ -48,38 +60,38 @@ type OneofValue = { case: string | undefined; value?: unknown };
 
 /** Renders `message` (of type `schema`) as OpenHands JSON. */
 export function toOpenHandsJson<Desc extends DescMessage>(schema: Desc, message: MessageShape<Desc>, options: ToOpenHandsJsonOptions = {}): JsonValue {
-  return renderMessage(planOf(schema), message as unknown as Fields, options.excludeNone === true);
+  return renderMessage(planOf(schema), message as unknown as Fields, modeOf(options));
 }
 
 /** Renders one field's value (as stored on a message) as OpenHands JSON. */
 export function fieldToOpenHandsJson(field: DescField, value: unknown, options: ToOpenHandsJsonOptions = {}): JsonValue {
-  const excludeNone = options.excludeNone === true;
+  const mode = modeOf(options);
   switch (field.fieldKind) {
     case "list":
-      return (value as unknown[]).map((item) => renderSingular(field, item, excludeNone));
+      return (value as unknown[]).map((item) => renderSingular(field, item, mode));
     case "map": {
       const out: JsonObject = {};
-      for (const [k, v] of Object.entries(value as Record<string, unknown>)) out[k] = renderSingular(field, v, excludeNone);
+      for (const [k, v] of Object.entries(value as Record<string, unknown>)) out[k] = renderSingular(field, v, mode);
       return out;
     }
     default:
-      return renderSingular(field, value, excludeNone);
+      return renderSingular(field, value, mode);
   }
 }
 
-function renderMessage(plan: MessagePlan, msg: Fields, excludeNone: boolean): JsonValue {
+function renderMessage(plan: MessagePlan, msg: Fields, mode: RenderMode): JsonValue {
   if (plan.wkt !== undefined) return renderWkt(plan, msg);
   if (plan.wrapped !== undefined) {
     const inner = msg[plan.wrapped.localName];
-    return inner === undefined ? null : renderMessage(planOf(plan.wrapped.message!), inner as Fields, excludeNone);
+    return inner === undefined ? null : renderMessage(planOf(plan.wrapped.message!), inner as Fields, mode);
   }
   const out: JsonObject = {};
-  writeObject(plan, msg, out, excludeNone, true);
+  writeObject(plan, msg, out, mode, true);
   return out;
 }
 
 /** Writes the kind, the fields and the inlined variants of `msg` into `out`. */
-function writeObject(plan: MessagePlan, msg: Fields, out: JsonObject, excludeNone: boolean, writeKind: boolean): void {
+function writeObject(plan: MessagePlan, msg: Fields, out: JsonObject, mode: RenderMode, writeKind: boolean): void {
   if (writeKind && plan.kind !== undefined) out[plan.kindKey] = plan.kind;
   // Discriminators first, so "kind" leads the object as in OpenHands.
   for (const disc of plan.discriminated) {
@@ -95,10 +107,11 @@ function writeObject(plan: MessagePlan, msg: Fields, out: JsonObject, excludeNon
       const sel = msg[disc.oneof.localName] as OneofValue;
       if (sel.case === undefined) continue;
       const variant = variantByCase(disc, sel.case);
-      writeVariant(variant, sel.value as Fields, out, excludeNone);
+      writeVariant(variant, sel.value as Fields, out, mode);
       continue;
     }
     const fp = entry.plan;
+    if (fp.extension && !mode.extensions) continue;
     const field = fp.field;
     let value: unknown;
     if (field.oneof !== undefined) {
@@ -107,16 +120,16 @@ function writeObject(plan: MessagePlan, msg: Fields, out: JsonObject, excludeNon
     } else {
       value = msg[field.localName];
     }
-    const json = renderField(fp, value, excludeNone);
-    if (json === null && excludeNone) continue;
+    const json = renderField(fp, value, mode);
+    if (json === null && mode.excludeNone) continue;
     out[fp.key] = json;
   }
   if (plan.inlineStruct !== undefined) mergeInline(out, msg[plan.inlineStruct.field.localName]);
 }
 
 /** Inlines a variant's fields; a generic variant's kind field rewrites the (equal) discriminator. */
-function writeVariant(variant: VariantPlan, value: Fields, out: JsonObject, excludeNone: boolean): void {
-  writeObject(variant.plan, value, out, excludeNone, false);
+function writeVariant(variant: VariantPlan, value: Fields, out: JsonObject, mode: RenderMode): void {
+  writeObject(variant.plan, value, out, mode, false);
 }
 
 function mergeInline(out: JsonObject, struct: unknown): void {
@@ -131,28 +144,28 @@ function variantByCase(disc: DiscriminatedPlan, localName: string): VariantPlan 
   throw new Error(`unknown oneof case ${localName}`);
 }
 
-function renderField(fp: FieldPlan, value: unknown, excludeNone: boolean): JsonValue {
+function renderField(fp: FieldPlan, value: unknown, mode: RenderMode): JsonValue {
   const field = fp.field;
   switch (field.fieldKind) {
     case "list": {
       const list = value as unknown[];
       const out: JsonValue[] = new Array(list.length);
-      for (let i = 0; i < list.length; i++) out[i] = renderSingular(field, list[i], excludeNone);
+      for (let i = 0; i < list.length; i++) out[i] = renderSingular(field, list[i], mode);
       return out;
     }
     case "map": {
       const out: JsonObject = {};
-      for (const k in value as Record<string, unknown>) out[k] = renderSingular(field, (value as Record<string, unknown>)[k], excludeNone);
+      for (const k in value as Record<string, unknown>) out[k] = renderSingular(field, (value as Record<string, unknown>)[k], mode);
       return out;
     }
     default:
       if (value === undefined) return null;
-      return renderSingular(field, value, excludeNone);
+      return renderSingular(field, value, mode);
   }
 }
 
 /** Renders a singular value, a list item or a map value of `field`. */
-function renderSingular(field: DescField, value: unknown, excludeNone: boolean): JsonValue {
+function renderSingular(field: DescField, value: unknown, mode: RenderMode): JsonValue {
   if (value === undefined || value === null) return null;
   const scalar = field.scalar;
   if (scalar !== undefined) return renderScalar(scalar, value);
@@ -166,7 +179,7 @@ function renderSingular(field: DescField, value: unknown, excludeNone: boolean):
   if (plan.wkt === "wrapper" && field.fieldKind === "message" && field.oneof === undefined) {
     return renderScalar(desc.fields[0]!.scalar!, value);
   }
-  return renderMessage(plan, value as Fields, excludeNone);
+  return renderMessage(plan, value as Fields, mode);
 }
 
 function renderScalar(scalar: ScalarType, value: unknown): JsonValue {
@@ -283,7 +296,7 @@ export function fromOpenHandsJson<Desc extends DescMessage>(schema: Desc, json: 
  */
 export function fieldFromOpenHandsJson(field: DescField, json: unknown, path: string): unknown {
   const fp = planOf(field.parent).inputs.get(field.name);
-  return readField(fp ?? { field, key: field.name, uuid: false, inlineStruct: false, nullable: true }, json, path);
+  return readField(fp ?? { field, key: field.name, uuid: false, inlineStruct: false, nullable: true, extension: false }, json, path);
 }
 
 /** Paths whose values are never echoed in error messages (they may hold secrets). */

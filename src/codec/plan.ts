@@ -14,6 +14,8 @@
  * - A Struct field marked `inline_struct`: its keys are merged into the enclosing object; on input
  *   unknown keys are collected into it.
  * - A message marked `nullable_wrapper`: rendered as its single message field, or null.
+ * - A field marked `rest_extension` (an agentd addition such as the event `seq`) is written only
+ *   when the caller asks for extensions; input always accepts it.
  * - Enum values: `rest_value`, else the value name without the enum's shared prefix; the zero value
  *   without a `rest_value` means "not set" and renders as null.
  */
@@ -24,6 +26,7 @@ import {
   kind as kindOpt,
   kind_key as kindKeyOpt,
   nullable_wrapper as nullableWrapperOpt,
+  rest_extension as restExtensionOpt,
   rest_name as restNameOpt,
   rest_value as restValueOpt,
 } from "../../gen/agentd/v1/options_pb.js";
@@ -79,6 +82,8 @@ export interface FieldPlan {
   inlineStruct: boolean;
   /** Explicit presence: an unset value renders as null. */
   nullable: boolean;
+  /** `rest_extension`: written only when the client opted in to agentd extensions. */
+  extension: boolean;
 }
 
 export interface VariantPlan {
@@ -216,6 +221,7 @@ export function planOf(desc: DescMessage): MessagePlan {
         uuid: isUuidField(field),
         inlineStruct: getOption(field, inlineStructOpt),
         nullable: field.fieldKind !== "list" && field.fieldKind !== "map" && (field.fieldKind === "message" || field.presence === 1 || field.oneof !== undefined),
+        extension: getOption(field, restExtensionOpt),
       };
       if (fp.inlineStruct) {
         if (field.fieldKind !== "message" || field.message.typeName !== "google.protobuf.Struct") {

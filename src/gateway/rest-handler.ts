@@ -91,8 +91,9 @@ export class RestHandler {
       if (!res.writableFinished) ac.abort();
     });
     const query = parseQuery(req.url ?? "");
+    const extensions = wantsExtensions(req, query);
     if (route.rawBody && route.bodyField !== undefined) {
-      await this.#serveRawBody(route, vars, query, req, res, key, ac.signal);
+      await this.#serveRawBody(route, vars, query, req, res, key, ac.signal, extensions);
       return;
     }
     const input = await this.#buildInput(route, vars, query, req);
@@ -101,21 +102,21 @@ export class RestHandler {
       return;
     }
     if (route.method.methodKind === "server_streaming") {
-      await this.#serveNdjson(route, input, res, key, ac.signal);
+      await this.#serveNdjson(route, input, res, key, ac.signal, extensions);
       return;
     }
     const out = await this.#caller.unaryAny(route.method, input, key, ac.signal);
-    this.#sendResult(route, out, res);
+    this.#sendResult(route, out, res, extensions);
   }
 
-  #sendResult(route: RestRoute, out: Fields, res: AnyResponse): void {
+  #sendResult(route: RestRoute, out: Fields, res: AnyResponse, extensions: boolean): void {
     const excludeNone = EXCLUDE_NONE.has(route.id);
     let status = 200;
     if (route.createdField !== undefined && out[route.createdField.localName] === true) status = 201;
     const json: JsonValue =
       route.responseField !== undefined
-        ? fieldToOpenHandsJson(route.responseField, out[route.responseField.localName], { excludeNone })
-        : toOpenHandsJson(route.method.output, out as never, { excludeNone });
+        ? fieldToOpenHandsJson(route.responseField, out[route.responseField.localName], { excludeNone, extensions })
+        : toOpenHandsJson(route.method.output, out as never, { excludeNone, extensions });
     sendJson(res, status, json);
   }
 
@@ -159,14 +160,14 @@ export class RestHandler {
   // Streaming responses
 
   /** Server-streaming RPCs with an HTTP rule but no bytes response: one JSON line per message. */
-  async #serveNdjson(route: RestRoute, input: Fields, res: AnyResponse, key: string | undefined, signal: AbortSignal): Promise<void> {
+  async #serveNdjson(route: RestRoute, input: Fields, res: AnyResponse, key: string | undefined, signal: AbortSignal, extensions: boolean): Promise<void> {
     const stream = await this.#caller.streamAny(route.method, input, key, signal);
     const it = stream[Symbol.asyncIterator]();
     const first = await it.next();
     res.writeHead(200, { "content-type": "application/x-ndjson" });
     let r = first;
     while (r.done !== true) {
-      const line = JSON.stringify(renderStreamItem(route, r.value)) + "\n";
+      const line = JSON.stringify(renderStreamItem(route, r.value, extensions)) + "\n";
       if (!res.write(line)) await drained(res);
       r = await it.next();
     }
@@ -255,6 +256,7 @@ export class RestHandler {
     res: AnyResponse,
     key: string | undefined,
     signal: AbortSignal,
+    extensions: boolean,
   ): Promise<void> {
     const msg = create(route.method.input) as unknown as Fields;
     applyQuery(route, query, msg);
@@ -265,14 +267,14 @@ export class RestHandler {
       const out = /^multipart\/form-data/i.test(contentType)
         ? await this.#multipartUpload(session, msg, req, key, signal)
         : await this.#streamUpload(session, msg, req, key, signal);
-      this.#sendResult(route, out, res);
+      this.#sendResult(route, out, res, extensions);
       return;
     }
     if (/^multipart\/form-data/i.test(contentType)) throw new GatewayHttpError(415, "multipart bodies are only accepted by upload routes");
     const body = await readBody(req, this.#maxBytes);
     setField(msg, route.bodyField!, new Uint8Array(body.buffer, body.byteOffset, body.length));
     const out = await this.#caller.unaryAny(route.method, msg, key, signal);
-    this.#sendResult(route, out, res);
+    this.#sendResult(route, out, res, extensions);
   }
 
   #multipartUpload(session: UploadSession, msg: Fields, req: AnyRequest, key: string | undefined, signal: AbortSignal): Promise<Fields> {
@@ -515,9 +517,20 @@ export function sendJson(res: AnyResponse, status: number, body: unknown, header
   res.end(text);
 }
 
-function renderStreamItem(route: RestRoute, msg: Fields): JsonValue {
-  if (route.responseField !== undefined) return fieldToOpenHandsJson(route.responseField, msg[route.responseField.localName]);
-  return toOpenHandsJson(route.method.output, msg as never);
+function renderStreamItem(route: RestRoute, msg: Fields, extensions: boolean): JsonValue {
+  if (route.responseField !== undefined) return fieldToOpenHandsJson(route.responseField, msg[route.responseField.localName], { extensions });
+  return toOpenHandsJson(route.method.output, msg as never, { extensions });
+}
+
+/**
+ * Whether the client opted in to agentd's extension fields (`rest_extension`, e.g. the event
+ * `seq`): header `X-Agentd-Extensions: true` or query `agentd_extensions=true`. Off by default so
+ * that OpenHands clients that reject unknown fields keep working.
+ */
+export function wantsExtensions(req: AnyRequest, query: Map<string, string[]>): boolean {
+  const header = headerOf(req, "x-agentd-extensions");
+  const flag = header ?? query.get("agentd_extensions")?.[0];
+  return flag !== undefined && /^(1|true|yes)$/i.test(flag);
 }
 
 function drained(res: AnyResponse): Promise<void> {

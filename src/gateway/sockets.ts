@@ -11,6 +11,9 @@
  * 10 s, else close 4001 "Authentication failed". Later frames that look like auth frames are
  * ignored. The key is then forwarded on every call, so the RPC interceptors decide as everywhere.
  *
+ * Frames carry agentd's extension fields (the event `seq`) when the client resumes by `after_seq`
+ * or passes `agentd_extensions=true`.
+ *
  * Replay (events socket): `after_seq=N` (our cursor: stored events with seq > N, then live, no gap,
  * no duplicate); `resend_mode=all` or `resend_all=true` → after_seq 0; `resend_mode=since` with
  * `after_timestamp=T` → after_seq = the number of events before T (seqs are dense from 1 and
@@ -204,10 +207,12 @@ export class SocketGateway {
     if (target.type === "events") {
       const conversationId = normalizeUuid(target.conversationId, "conversation_id");
       const request = create(EventService.method.watchEvents.input, { conversationId, ...(await this.#replayFrom(conversationId, query, key, signal)) });
+      // A client that resumes by `after_seq` speaks our cursor and gets `seq` in every frame.
+      const extensions = query.has("after_seq") || /^(1|true|yes)$/i.test(query.get("agentd_extensions") ?? "");
       const stream = await this.#caller.stream(EventService.method.watchEvents, request, key, signal);
       for await (const item of stream) {
         if (item.item.case !== "event") continue;
-        await send(ws, JSON.stringify(toOpenHandsJson(EventSchema, item.item.value, { excludeNone: true })));
+        await send(ws, JSON.stringify(toOpenHandsJson(EventSchema, item.item.value, { excludeNone: true, extensions })));
       }
     } else {
       const resendAll = resendMode(query) === "all";

@@ -91,8 +91,11 @@ describe("events", () => {
     expect(page.items.map((e) => e.kind)).toEqual(["MessageEvent", "MessageEvent"]);
     expect(page.items[0]).not.toHaveProperty("parent_id"); // null left out
     expect(page.items[0]!.llm_message).toMatchObject({ role: "user", content: [{ type: "text", text: "one", cache_prompt: false }] });
-    const next = await call("GET", `/api/conversations/${id}/events/search?limit=2&page_id=${page.next_page_id}`);
+    expect(page.items[0]).not.toHaveProperty("seq"); // an agentd extension: opt-in only
+    const next = await call("GET", `/api/conversations/${id}/events/search?limit=2&page_id=${page.next_page_id}`, undefined, { "x-agentd-extensions": "true" });
     expect((next.json as { items: { seq: number }[] }).items.map((e) => e.seq)).toEqual([3, 4]);
+    const byQuery = await call("GET", `/api/conversations/${id}/events/search?limit=1&agentd_extensions=true`);
+    expect((byQuery.json as { items: { seq: number }[] }).items.map((e) => e.seq)).toEqual([1]);
   });
 
   it("fills nested filter fields from flattened and dotted query names", async () => {

@@ -83,10 +83,12 @@ describe("events socket", () => {
   it("sends the snapshot then live events only, by default", async () => {
     const id = conversationWith(["old"]);
     const c = connectWs(`${ws}/sockets/events/${id}?${q}`);
-    expect(await c.next()).toMatchObject({ key: "full_state", seq: 0 });
+    const snapshot = await c.next();
+    expect(snapshot).toMatchObject({ key: "full_state" });
+    expect(snapshot).not.toHaveProperty("seq"); // plain OpenHands frames unless the client opts in
     h.state.append(id, { source: 3, payload: { case: "pauseEvent", value: {} } });
     const live = await c.next();
-    expect(live).toMatchObject({ kind: "PauseEvent", seq: 2, source: "environment" });
+    expect(live).toMatchObject({ kind: "PauseEvent", source: "environment" });
     expect(live).not.toHaveProperty("parent_id"); // exclude_none
     await c.close();
   });
@@ -99,11 +101,16 @@ describe("events socket", () => {
       ["after_seq=1", ["2", "3"]],
       ["after_seq=1&resend_mode=all", ["2", "3"]],
     ] as const) {
-      const c = connectWs(`${ws}/sockets/events/${id}?${q}&${query}`);
+      const c = connectWs(`${ws}/sockets/events/${id}?${q}&${query}&agentd_extensions=true`);
       const frames = await c.until((f) => f.seq === 3);
       expect(frames.filter((f) => f.kind === "MessageEvent").map(textOf), query).toEqual(expected);
       await c.close();
     }
+    // Without the opt-in (and without after_seq) frames are plain OpenHands events: no `seq`.
+    const plain = connectWs(`${ws}/sockets/events/${id}?${q}&resend_mode=all`);
+    const frames = await plain.until((f) => f.kind === "MessageEvent" && textOf(f) === "3");
+    expect(frames.every((f) => !("seq" in f))).toBe(true);
+    await plain.close();
   });
 
   it("replays from a timestamp with resend_mode=since", async () => {

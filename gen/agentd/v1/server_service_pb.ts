@@ -4,6 +4,7 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import { file_agentd_v1_options } from "./options_pb.js";
 import { file_google_api_annotations } from "../../google/api/annotations_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
@@ -13,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file agentd/v1/server_service.proto.
  */
 export const file_agentd_v1_server_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch5hZ2VudGQvdjEvc2VydmVyX3NlcnZpY2UucHJvdG8SCWFnZW50ZC52MSIWChRHZXRTZXJ2ZXJJbmZvUmVxdWVzdCKZBAoKU2VydmVySW5mbxIOCgZ1cHRpbWUYASABKAMSEQoJaWRsZV90aW1lGAIgASgDEg0KBXRpdGxlGAMgASgJEg8KB3ZlcnNpb24YBCABKAkSFgoOYWdlbnRkX3ZlcnNpb24YBSABKAkSEwoLc2RrX3ZlcnNpb24YBiABKAkSFQoNdG9vbHNfdmVyc2lvbhgHIAEoCRIZChF3b3Jrc3BhY2VfdmVyc2lvbhgIIAEoCRIVCg1idWlsZF9naXRfc2hhGAkgASgJEhUKDWJ1aWxkX2dpdF9yZWYYCiABKAkSFAoMbm9kZV92ZXJzaW9uGAsgASgJEhQKDHVzYWJsZV90b29scxgMIAMoCRIpChxydW50aW1lX2lkbGVfdGltZW91dF9zZWNvbmRzGA0gASgDSACIAQESFAoMY2FwYWJpbGl0aWVzGA4gAygJEjQKJ21heF9mb3JlZ3JvdW5kX3Rlcm1pbmFsX3RpbWVvdXRfc2Vjb25kcxgPIAEoA0gBiAEBEgwKBGRvY3MYECABKAkSDQoFcmVkb2MYESABKAkSLgoKc3RhcnRfdGltZRgSIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCHwodX3J1bnRpbWVfaWRsZV90aW1lb3V0X3NlY29uZHNCKgooX21heF9mb3JlZ3JvdW5kX3Rlcm1pbmFsX3RpbWVvdXRfc2Vjb25kcyI8ChVHZXRTZXJ2ZXJJbmZvUmVzcG9uc2USIwoEaW5mbxgBIAEoCzIVLmFnZW50ZC52MS5TZXJ2ZXJJbmZvIhIKEExpc3RUb29sc1JlcXVlc3QiIgoRTGlzdFRvb2xzUmVzcG9uc2USDQoFbmFtZXMYASADKAkiFQoTR2V0V29ya3NwYWNlUmVxdWVzdCJHCglXb3Jrc3BhY2USEQoJYmFzZV9wYXRoGAEgASgJEhIKCmZyZWVfYnl0ZXMYAiABKAQSEwoLdG90YWxfYnl0ZXMYAyABKAQiPwoUR2V0V29ya3NwYWNlUmVzcG9uc2USJwoJd29ya3NwYWNlGAEgASgLMhQuYWdlbnRkLnYxLldvcmtzcGFjZTLcAgoNU2VydmVyU2VydmljZRJxCg1HZXRTZXJ2ZXJJbmZvEh8uYWdlbnRkLnYxLkdldFNlcnZlckluZm9SZXF1ZXN0GiAuYWdlbnRkLnYxLkdldFNlcnZlckluZm9SZXNwb25zZSIdkAIBgtPkkwIUYgRpbmZvEgwvc2VydmVyX2luZm8SZQoJTGlzdFRvb2xzEhsuYWdlbnRkLnYxLkxpc3RUb29sc1JlcXVlc3QaHC5hZ2VudGQudjEuTGlzdFRvb2xzUmVzcG9uc2UiHZACAYLT5JMCFGIFbmFtZXMSCy9hcGkvdG9vbHMvEnEKDEdldFdvcmtzcGFjZRIeLmFnZW50ZC52MS5HZXRXb3Jrc3BhY2VSZXF1ZXN0Gh8uYWdlbnRkLnYxLkdldFdvcmtzcGFjZVJlc3BvbnNlIiCQAgGC0+STAhdiCXdvcmtzcGFjZRIKL3dvcmtzcGFjZWIGcHJvdG8z", [file_google_api_annotations, file_google_protobuf_timestamp]);
+  fileDesc("Ch5hZ2VudGQvdjEvc2VydmVyX3NlcnZpY2UucHJvdG8SCWFnZW50ZC52MSIWChRHZXRTZXJ2ZXJJbmZvUmVxdWVzdCKrBAoKU2VydmVySW5mbxIOCgZ1cHRpbWUYASABKAMSEQoJaWRsZV90aW1lGAIgASgDEg0KBXRpdGxlGAMgASgJEg8KB3ZlcnNpb24YBCABKAkSHAoOYWdlbnRkX3ZlcnNpb24YBSABKAlCBJi1GAESEwoLc2RrX3ZlcnNpb24YBiABKAkSFQoNdG9vbHNfdmVyc2lvbhgHIAEoCRIZChF3b3Jrc3BhY2VfdmVyc2lvbhgIIAEoCRIVCg1idWlsZF9naXRfc2hhGAkgASgJEhUKDWJ1aWxkX2dpdF9yZWYYCiABKAkSGgoMbm9kZV92ZXJzaW9uGAsgASgJQgSYtRgBEhQKDHVzYWJsZV90b29scxgMIAMoCRIpChxydW50aW1lX2lkbGVfdGltZW91dF9zZWNvbmRzGA0gASgDSACIAQESFAoMY2FwYWJpbGl0aWVzGA4gAygJEjQKJ21heF9mb3JlZ3JvdW5kX3Rlcm1pbmFsX3RpbWVvdXRfc2Vjb25kcxgPIAEoA0gBiAEBEgwKBGRvY3MYECABKAkSDQoFcmVkb2MYESABKAkSNAoKc3RhcnRfdGltZRgSIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCBJi1GAFCHwodX3J1bnRpbWVfaWRsZV90aW1lb3V0X3NlY29uZHNCKgooX21heF9mb3JlZ3JvdW5kX3Rlcm1pbmFsX3RpbWVvdXRfc2Vjb25kcyI8ChVHZXRTZXJ2ZXJJbmZvUmVzcG9uc2USIwoEaW5mbxgBIAEoCzIVLmFnZW50ZC52MS5TZXJ2ZXJJbmZvIhIKEExpc3RUb29sc1JlcXVlc3QiIgoRTGlzdFRvb2xzUmVzcG9uc2USDQoFbmFtZXMYASADKAkiFQoTR2V0V29ya3NwYWNlUmVxdWVzdCJHCglXb3Jrc3BhY2USEQoJYmFzZV9wYXRoGAEgASgJEhIKCmZyZWVfYnl0ZXMYAiABKAQSEwoLdG90YWxfYnl0ZXMYAyABKAQiPwoUR2V0V29ya3NwYWNlUmVzcG9uc2USJwoJd29ya3NwYWNlGAEgASgLMhQuYWdlbnRkLnYxLldvcmtzcGFjZTLcAgoNU2VydmVyU2VydmljZRJxCg1HZXRTZXJ2ZXJJbmZvEh8uYWdlbnRkLnYxLkdldFNlcnZlckluZm9SZXF1ZXN0GiAuYWdlbnRkLnYxLkdldFNlcnZlckluZm9SZXNwb25zZSIdkAIBgtPkkwIUYgRpbmZvEgwvc2VydmVyX2luZm8SZQoJTGlzdFRvb2xzEhsuYWdlbnRkLnYxLkxpc3RUb29sc1JlcXVlc3QaHC5hZ2VudGQudjEuTGlzdFRvb2xzUmVzcG9uc2UiHZACAYLT5JMCFGIFbmFtZXMSCy9hcGkvdG9vbHMvEnEKDEdldFdvcmtzcGFjZRIeLmFnZW50ZC52MS5HZXRXb3Jrc3BhY2VSZXF1ZXN0Gh8uYWdlbnRkLnYxLkdldFdvcmtzcGFjZVJlc3BvbnNlIiCQAgGC0+STAhdiCXdvcmtzcGFjZRIKL3dvcmtzcGFjZWIGcHJvdG8z", [file_agentd_v1_options, file_google_api_annotations, file_google_protobuf_timestamp]);
 
 /**
  * Request of GetServerInfo.
@@ -66,7 +67,7 @@ export type ServerInfo = Message<"agentd.v1.ServerInfo"> & {
   version: string;
 
   /**
-   * agentd's own version.
+   * agentd's own version. Extension.
    *
    * @generated from field: string agentd_version = 5;
    */
@@ -108,7 +109,7 @@ export type ServerInfo = Message<"agentd.v1.ServerInfo"> & {
   buildGitRef: string;
 
   /**
-   * Node.js version running the server.
+   * Node.js version running the server. Extension.
    *
    * @generated from field: string node_version = 11;
    */
@@ -157,7 +158,7 @@ export type ServerInfo = Message<"agentd.v1.ServerInfo"> & {
   redoc: string;
 
   /**
-   * When the server started.
+   * When the server started. Extension.
    *
    * @generated from field: google.protobuf.Timestamp start_time = 18;
    */
