@@ -76,6 +76,11 @@ export class AgentdApp {
     return this.#lastActivityMs;
   }
 
+  /** The built modules once start() has run (tests and benchmarks reach the domain through it). */
+  get modules(): Modules | undefined {
+    return this.#modules;
+  }
+
   /** Builds the domain, registers every service and starts listening. */
   async start(): Promise<RunningApp> {
     const modules = await buildModules(this);

@@ -71,7 +71,21 @@ export interface WatchOptions {
   readonly liveOnly?: boolean;
   /** Ends the stream (normally) when aborted. */
   readonly signal?: AbortSignal;
+  /**
+   * Produces the stream's first item (e.g. the conversation's full_state snapshot). Called once,
+   * after the subscription is registered and the conversation is known to exist, before the
+   * backlog is read. So no change is in neither the snapshot nor the stream: an event appended
+   * while the snapshot is computed is still delivered after it (the snapshot may reflect it too).
+   */
+  readonly first?: () => Promise<Event> | Event;
 }
+
+/**
+ * Told about every committed append, synchronously, in seq order per conversation, after the
+ * events are durable and handed to the watchers. It must not block (queue work and return);
+ * what it throws is ignored.
+ */
+export type AppendListener = (conversationId: string, events: readonly Event[]) => void;
 
 export interface EventLogOptions {
   /** Unread events a watcher may have queued before it is ended (default 4096). */
@@ -102,6 +116,7 @@ export class EventLog {
   private readonly hub: EventHub;
   private readonly now: () => number;
   private readonly queueLimit: number;
+  private readonly appendListeners = new Set<AppendListener>();
 
   constructor(
     private readonly store: EventStore,
@@ -148,6 +163,12 @@ export class EventLog {
     return this.hub.count(conversationId);
   }
 
+  /** Registers an {@link AppendListener}; returns the function that removes it. */
+  onAppend(listener: AppendListener): () => void {
+    this.appendListeners.add(listener);
+    return () => this.appendListeners.delete(listener);
+  }
+
   // ---- writes -----------------------------------------------------------------------------------
 
   /**
@@ -186,6 +207,13 @@ export class EventLog {
     // Appends resolve in seq order, so watchers receive them in seq order (and fill any gap
     // from storage should that ever not hold).
     this.hub.publish(conversationId, stored);
+    for (const listener of this.appendListeners) {
+      try {
+        listener(conversationId, stored);
+      } catch {
+        // A listener's failure is its own (see AppendListener); the append has succeeded.
+      }
+    }
     return stored;
   }
 
@@ -315,8 +343,10 @@ export class EventLog {
       let last = after;
       if (options.liveOnly === true) {
         last = Math.max(after, await this.headSeq(conversationId));
+        if (options.first !== undefined) yield await options.first();
       } else {
         if (!(await this.store.exists(conversationId))) throw notFound(conversationId);
+        if (options.first !== undefined) yield await options.first();
         for await (const r of this.store.scan(conversationId, { fromSeq: last + 1, chunk: 256 })) {
           if (signal?.aborted === true) return;
           yield this.decode(conversationId, r);

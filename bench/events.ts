@@ -1,0 +1,517 @@
+/**
+ * Event log benchmark (issue 4). Everything runs in fresh temp directories, in one run:
+ *
+ * 1. Append throughput through EventLog.append against raw classic-level puts of the same event
+ *    bytes (one key per event), both fsyncing every write batch (`sync: true`, the durability
+ *    agentd acknowledges with): 100-event batches one after the other, and 64 concurrent
+ *    single-event appends (group commit on our side; LevelDB's own writer queue on the raw side).
+ *    A second raw figure writes exactly the keys and values our appends wrote (read back from our
+ *    directory), separating LevelDB's cost of our layout from our code's. Best of 3 alternating
+ *    rounds (the machine is shared).
+ * 2. SearchEvents, a page of 100, in conversations of 1k, 100k and 1M events (one store, filled
+ *    with 1000-event appends without fsync): from the start, from the middle (a page token taken
+ *    by paging there), from the end (newest first). Measured in-process on the domain
+ *    (EventLog.search), over gRPC against agentd in-process on the same data directory, and raw:
+ *    a classic-level iterator reading the same 101 records (the page plus the one naming the next
+ *    page). The gRPC server is agentd in a child process (bench/events-server.ts) on the same
+ *    directory, the client in this process, default compression (gzip above 1 KiB). CountEvents
+ *    at 1M, unfiltered and filtered by kind; raw: one get of the head key.
+ * 3. Fan-out: agentd in a child process (bench/events-server.ts: the real server plus
+ *    EventLog.append over IPC, fsync on), 500 gRPC WatchEvents subscribers from this process over
+ *    loopback (10 HTTP/2 connections), 1000 single-event appends per second for 10 s. Latency is
+ *    append call (child) → event decoded by the subscriber (this process); both clocks are the
+ *    wall clock (performance.timeOrigin + now()). A subscriber ended with ResourceExhausted
+ *    resumes from its last seq, as clients are meant to. "Lost" counts seqs skipped within a
+ *    subscriber's stream (a protocol violation), "duplicated" seqs seen twice; events not yet
+ *    received 30 s after the last append are reported separately as undelivered (overload).
+ *    Server RSS is sampled every 500 ms; server and subscriber CPU come from /proc and
+ *    process.cpuUsage(). A second, lighter run (50 subscribers, 100 appends/s) characterises the
+ *    latency below saturation.
+ */
+import { fork, type ChildProcess } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { setMaxListeners } from "node:events";
+import { readFileSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { ClassicLevel } from "classic-level";
+import { EventSchema, EventSource, type Event } from "../gen/agentd/v1/event_pb.js";
+import { EventService, EventSortOrder } from "../gen/agentd/v1/event_service_pb.js";
+import { MessageRole } from "../gen/agentd/v1/message_pb.js";
+import { EventLog } from "../src/domain/events/event-log.js";
+import { encodeInt } from "../src/storage/keys.js";
+import { openStore } from "../src/storage/open-store.js";
+import { median, percentile, printTable, rssMiB, timeEach, type Row } from "./lib.js";
+
+// ---- events -------------------------------------------------------------------------------------
+
+function message(text: string, source: EventSource): Event {
+  return create(EventSchema, {
+    source,
+    payload: {
+      case: "messageEvent",
+      value: { llmMessage: { role: source === EventSource.USER ? MessageRole.USER : MessageRole.ASSISTANT, content: [{ content: { case: "text", value: { text } } }] } },
+    },
+  });
+}
+
+/** A realistic mix (~200–300 bytes each): user message, action, observation, agent message. */
+function templates(): Event[] {
+  return [
+    message("Please list the files in the project and run the unit tests, then summarise failures.", EventSource.USER),
+    create(EventSchema, {
+      source: EventSource.AGENT,
+      payload: { case: "actionEvent", value: { toolName: "terminal", toolCallId: "call_0123456789abcdef", thought: [{ content: { case: "text", value: { text: "I'll run the test suite first to see what fails." } } }] } },
+    }),
+    create(EventSchema, {
+      source: EventSource.ENVIRONMENT,
+      payload: { case: "observationEvent", value: { toolName: "terminal", toolCallId: "call_0123456789abcdef", actionId: randomUUID() } },
+    }),
+    message("All 42 tests passed. The project has 3 modules: api, core and cli; nothing needs fixing.", EventSource.AGENT),
+  ];
+}
+
+function mix(n: number): Event[] {
+  const t = templates();
+  return Array.from({ length: n }, (_, i) => t[i % t.length]!);
+}
+
+const secs = (ms: number) => ms / 1000;
+
+// ---- 1. append throughput -----------------------------------------------------------------------
+
+export async function appendThroughput(root: string): Promise<Row[]> {
+  const N = 20_000;
+  const BATCH = 100;
+  const CONCURRENCY = 64;
+  const events = mix(N);
+  // The bytes our append stores as the event body (id set, seq and timestamp cleared).
+  const bodies = events.map((e) => toBinary(EventSchema, { ...e, id: randomUUID(), seq: 0n, timestamp: undefined }));
+
+  const ours = async (round: number) => {
+    const store = await openStore(path.join(root, `ours-${round}`));
+    const log = new EventLog(store.events);
+    const a = randomUUID();
+    const b = randomUUID();
+    await log.createLog(a);
+    await log.createLog(b);
+    let t = performance.now();
+    for (let i = 0; i < N; i += BATCH) await log.append(a, events.slice(i, i + BATCH));
+    const batched = N / secs(performance.now() - t);
+    let next = 0;
+    t = performance.now();
+    await Promise.all(
+      Array.from({ length: CONCURRENCY }, async () => {
+        while (next < N) await log.append(b, [events[next++]!]);
+      }),
+    );
+    const single = N / secs(performance.now() - t);
+    log.close();
+    await store.close();
+    return { batched, single, dir: path.join(root, `ours-${round}`), conv: a };
+  };
+
+  // Raw, writing exactly the keys and values our batched append wrote (records, the id, kind/source
+  // and timestamp index entries, and the head once per batch), read back from our directory: what
+  // LevelDB costs for our layout, without our code.
+  const rawSameLayout = async (from: { dir: string; conv: string }, round: number) => {
+    const src = new ClassicLevel<string, Uint8Array>(from.dir, { keyEncoding: "utf8", valueEncoding: "view" });
+    await src.open();
+    const entries: [string, Uint8Array][] = [];
+    let head: [string, Uint8Array] | undefined;
+    for await (const [key, value] of src.iterator()) {
+      if (!key.includes(from.conv)) continue;
+      if (key.startsWith("!log-head!")) head = [key, value];
+      else entries.push([key, value]);
+    }
+    await src.close();
+    const db = new ClassicLevel<string, Uint8Array>(path.join(root, `raw-layout-${round}`), { keyEncoding: "utf8", valueEncoding: "view" });
+    await db.open();
+    const perBatch = Math.ceil(entries.length / (N / BATCH));
+    const t = performance.now();
+    for (let i = 0; i < entries.length; i += perBatch) {
+      const ops = entries.slice(i, i + perBatch).map(([key, value]) => ({ type: "put" as const, key, value }));
+      if (head !== undefined) ops.push({ type: "put", key: head[0], value: head[1] });
+      await db.batch(ops, { sync: true });
+    }
+    const batched = N / secs(performance.now() - t);
+    await db.close();
+    return { batched, keysPerEvent: entries.length / N };
+  };
+
+  const raw = async (round: number) => {
+    const db = new ClassicLevel<string, Uint8Array>(path.join(root, `raw-${round}`), { keyEncoding: "utf8", valueEncoding: "view" });
+    await db.open();
+    const key = (c: string, seq: number) => `!evt!${c}!${encodeInt("seq", seq)}`;
+    let t = performance.now();
+    for (let i = 0; i < N; i += BATCH) {
+      await db.batch(
+        bodies.slice(i, i + BATCH).map((value, j) => ({ type: "put" as const, key: key("a", i + j + 1), value })),
+        { sync: true },
+      );
+    }
+    const batched = N / secs(performance.now() - t);
+    let next = 0;
+    t = performance.now();
+    await Promise.all(
+      Array.from({ length: CONCURRENCY }, async () => {
+        while (next < N) {
+          const i = next++;
+          await db.put(key("b", i + 1), bodies[i]!, { sync: true });
+        }
+      }),
+    );
+    const single = N / secs(performance.now() - t);
+    await db.close();
+    return { batched, single };
+  };
+
+  // Alternate and keep the best of two rounds each: the machine is shared.
+  const rs: Awaited<ReturnType<typeof raw>>[] = [];
+  const os_: Awaited<ReturnType<typeof ours>>[] = [];
+  const ls: Awaited<ReturnType<typeof rawSameLayout>>[] = [];
+  for (let round = 1; round <= 3; round++) {
+    rs.push(await raw(round));
+    const o = await ours(round);
+    os_.push(o);
+    ls.push(await rawSameLayout(o, round));
+  }
+  const best = <T>(xs: T[], f: (x: T) => number) => Math.max(...xs.map(f));
+  return [
+    { what: `append, ${BATCH}-event batches, fsync each (events/s)`, ours: best(os_, (o) => o.batched), raw: best(rs, (r) => r.batched), unit: "ev/s", better: "higher", target: "≥ 0.5×" },
+    {
+      what: `  same, raw writing our layout (${ls[0]!.keysPerEvent.toFixed(1)} keys/event + head)`,
+      ours: best(os_, (o) => o.batched),
+      raw: best(ls, (l) => l.batched),
+      unit: "ev/s",
+      better: "higher",
+      target: "—",
+    },
+    { what: `append, ${CONCURRENCY} concurrent single events, fsync (events/s)`, ours: best(os_, (o) => o.single), raw: best(rs, (r) => r.single), unit: "ev/s", better: "higher", target: "≥ 0.5×" },
+  ];
+}
+
+// ---- 2. search and count at 1k / 100k / 1M --------------------------------------------------------
+
+interface Positions {
+  conv: string;
+  size: number;
+  /** Page token whose page starts at seq size/2 + 1. */
+  middleToken: string;
+}
+
+export async function searchAndCount(root: string): Promise<{ search: Row[]; count: Row[] }> {
+  const dir = path.join(root, "search");
+  const SIZES = [1_000, 100_000, 1_000_000];
+  const RUNS = 200;
+  const store = await openStore(dir, { sync: false });
+  const log = new EventLog(store.events);
+  const fillStarted = performance.now();
+  const positions: Positions[] = [];
+  const batch = mix(1000);
+  for (const size of SIZES) {
+    const conv = randomUUID();
+    await log.createLog(conv);
+    for (let i = 0; i < size; i += batch.length) await log.append(conv, batch.slice(0, Math.min(batch.length, size - i)));
+    // The middle via the cursor: page there as a client would.
+    let token = "";
+    for (let seen = 0; seen < size / 2; seen += 100) token = (await log.search(conv, { limit: 100, pageToken: token })).nextPageToken;
+    positions.push({ conv, size, middleToken: token });
+  }
+  console.log(`(filled ${SIZES.map((s) => s.toLocaleString("en")).join(" + ")} events in ${secs(performance.now() - fillStarted).toFixed(1)} s)`);
+
+  type Where = "start" | "middle" | "end";
+  const WHERE: Where[] = ["start", "middle", "end"];
+  const domain = new Map<string, number>();
+  for (const p of positions) {
+    for (const where of WHERE) {
+      const q = where === "start" ? {} : where === "middle" ? { pageToken: p.middleToken } : { order: "desc" as const };
+      domain.set(`${p.size}/${where}`, median(await timeEach(RUNS, 20, () => log.search(p.conv, { limit: 100, ...q }))));
+    }
+  }
+  const big = positions[positions.length - 1]!;
+  const domainCount = median(await timeEach(RUNS, 20, () => log.count(big.conv)));
+  const domainCountKind = median(await timeEach(RUNS, 20, () => log.count(big.conv, { kind: "ActionEvent" })));
+  log.close();
+  await store.close();
+
+  // Raw: the same records straight from LevelDB.
+  const rawDb = new ClassicLevel<string, Uint8Array>(dir, { keyEncoding: "utf8", valueEncoding: "view" });
+  await rawDb.open();
+  const raw = new Map<string, number>();
+  const rec = (c: string, seq: number) => `!evt!${c}!${encodeInt("seq", seq)}`;
+  for (const p of positions) {
+    for (const where of WHERE) {
+      const opts =
+        where === "start"
+          ? { gte: rec(p.conv, 1), lt: `!evt!${p.conv}"`, limit: 101 }
+          : where === "middle"
+            ? { gte: rec(p.conv, p.size / 2 + 1), lt: `!evt!${p.conv}"`, limit: 101 }
+            : { gte: rec(p.conv, 1), lt: `!evt!${p.conv}"`, limit: 101, reverse: true };
+      raw.set(`${p.size}/${where}`, median(await timeEach(RUNS, 20, () => rawDb.iterator(opts).all())));
+    }
+  }
+  const rawHead = median(await timeEach(RUNS, 20, () => rawDb.get(`!log-head!${big.conv}`)));
+  await rawDb.close();
+
+  // Over gRPC: agentd in a child process on the same directory, the client here.
+  const server = await startBenchServer(dir, path.join(root, "search-ws"));
+  const client = createClient(EventService, createGrpcTransport({ baseUrl: server.url }));
+  // The same calls from a client that does not accept gzip (pages of 100 are ~12 KB: above the
+  // server's 1 KiB compression threshold).
+  const plainClient = createClient(EventService, createGrpcTransport({ baseUrl: server.url, acceptCompression: [] }));
+  const rpc = new Map<string, number>();
+  const rpcPlain = new Map<string, number>();
+  for (const p of positions) {
+    for (const where of WHERE) {
+      const q = where === "start" ? {} : where === "middle" ? { pageToken: p.middleToken } : { sortOrder: EventSortOrder.TIMESTAMP_DESC };
+      rpc.set(`${p.size}/${where}`, median(await timeEach(RUNS, 20, () => client.searchEvents({ conversationId: p.conv, pageSize: 100, ...q }))));
+      rpcPlain.set(`${p.size}/${where}`, median(await timeEach(RUNS, 20, () => plainClient.searchEvents({ conversationId: p.conv, pageSize: 100, ...q }))));
+    }
+  }
+  const rpcCount = median(await timeEach(RUNS, 20, () => client.countEvents({ conversationId: big.conv })));
+  const rpcCountKind = median(await timeEach(RUNS, 20, () => client.countEvents({ conversationId: big.conv, filter: { kind: "ActionEvent" } })));
+  await server.stop();
+
+  const label = (n: number) => (n >= 1_000_000 ? `${n / 1_000_000}M` : `${n / 1000}k`);
+  const search: Row[] = [];
+  for (const p of positions) {
+    for (const where of WHERE) {
+      const k = `${p.size}/${where}`;
+      search.push({ what: `SearchEvents 100 @ ${label(p.size)}, ${where}, gRPC (median)`, ours: rpc.get(k)!, raw: raw.get(k)!, unit: "ms", better: "lower", target: "≤ 3 ms" });
+      search.push({ what: `  same, gRPC without gzip (median)`, ours: rpcPlain.get(k)!, raw: raw.get(k)!, unit: "ms", better: "lower", target: "≤ 3 ms" });
+      search.push({ what: `  same, domain EventLog.search (median)`, ours: domain.get(k)!, raw: raw.get(k)!, unit: "ms", better: "lower", target: "≤ 3 ms" });
+    }
+  }
+  for (const where of WHERE) {
+    search.push({ what: `time(1M)/time(1k), ${where}, gRPC`, ours: rpc.get(`1000000/${where}`)! / rpc.get(`1000/${where}`)!, raw: 0, unit: "×", better: "lower", target: "≤ 2" });
+    search.push({ what: `time(1M)/time(1k), ${where}, domain`, ours: domain.get(`1000000/${where}`)! / domain.get(`1000/${where}`)!, raw: 0, unit: "×", better: "lower", target: "≤ 2" });
+  }
+  const count: Row[] = [
+    { what: "CountEvents @ 1M, unfiltered, gRPC (median)", ours: rpcCount, raw: rawHead, unit: "ms", better: "lower", target: "≤ 2 ms" },
+    { what: "CountEvents @ 1M, kind=ActionEvent, gRPC (median)", ours: rpcCountKind, raw: rawHead, unit: "ms", better: "lower", target: "≤ 2 ms" },
+    { what: "  domain count @ 1M, unfiltered (median)", ours: domainCount, raw: rawHead, unit: "ms", better: "lower", target: "≤ 2 ms" },
+    { what: "  domain count @ 1M, kind=ActionEvent (median)", ours: domainCountKind, raw: rawHead, unit: "ms", better: "lower", target: "≤ 2 ms" },
+  ];
+  return { search, count };
+}
+
+// ---- 3. fan-out ---------------------------------------------------------------------------------
+
+interface Subscriber {
+  last: number;
+  lost: number;
+  duplicated: number;
+  resumes: number;
+  ready: boolean;
+  /** The stream failed with something other than ResourceExhausted. */
+  error?: string;
+}
+
+interface BenchServer {
+  child: ChildProcess;
+  url: string;
+  conversationId: string;
+  appendFailures(): number;
+  stop(): Promise<void>;
+}
+
+/** agentd in a child process (bench/events-server.ts) on `dataDir`. */
+async function startBenchServer(dataDir: string, workspace: string): Promise<BenchServer> {
+  const child: ChildProcess = fork(path.resolve("bench/events-server.ts"), [dataDir, workspace], {
+    // EVENTS_BENCH_NODE_ARGS: extra node flags for the server child (e.g. --cpu-prof).
+    execArgv: ["--import", "tsx", ...(process.env.EVENTS_BENCH_NODE_ARGS ?? "").split(" ").filter((a) => a !== "")],
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  });
+  const ready = await new Promise<{ url: string; conversationId: string }>((resolve, reject) => {
+    child.once("message", (m) => resolve(m as { url: string; conversationId: string }));
+    child.once("exit", (code) => reject(new Error(`bench server exited with ${code}`)));
+  });
+  let appendFailures = 0;
+  child.on("message", (m: { type: string; failed?: number }) => {
+    if (m.type === "appended") appendFailures += m.failed ?? 0;
+  });
+  return {
+    child,
+    ...ready,
+    appendFailures: () => appendFailures,
+    async stop() {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((r) => child.once("exit", r));
+      child.send({ type: "stop" });
+      const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+export async function fanOut(root: string, subscribers = 500, ratePerSec = 1000, seconds = 10): Promise<Row[]> {
+  const server = await startBenchServer(path.join(root, "fanout"), path.join(root, "fanout-ws"));
+  try {
+    return await driveFanOut(server, subscribers, ratePerSec, seconds);
+  } finally {
+    await server.stop();
+  }
+}
+
+async function driveFanOut(server: BenchServer, subscribers: number, ratePerSec: number, seconds: number): Promise<Row[]> {
+  const { child } = server;
+  const ready = server;
+  const appendFailures = server.appendFailures;
+  const total = ratePerSec * seconds;
+  const CONNECTIONS = 10;
+  const transports = Array.from({ length: CONNECTIONS }, () => createGrpcTransport({ baseUrl: ready.url }));
+  const latencies = new Float64Array(subscribers * total);
+  let nLat = 0;
+  const abort = new AbortController();
+  setMaxListeners(0, abort.signal); // one listener per subscriber stream
+  const subs: Subscriber[] = [];
+  let readyCount = 0;
+  let allReady!: () => void;
+  const allReadyP = new Promise<void>((r) => (allReady = r));
+  let doneCount = 0;
+  let allDone!: () => void;
+  const allDoneP = new Promise<void>((r) => (allDone = r));
+
+  const runSubscriber = async (s: Subscriber, i: number): Promise<void> => {
+    const client = createClient(EventService, transports[i % CONNECTIONS]!);
+    for (;;) {
+      try {
+        for await (const res of client.watchEvents({ conversationId: ready.conversationId, afterSeq: BigInt(s.last) }, { signal: abort.signal })) {
+          if (res.item.case !== "event") continue;
+          const e = res.item.value;
+          const seq = Number(e.seq);
+          if (seq === 0) {
+            if (!s.ready) {
+              s.ready = true;
+              if (++readyCount === subscribers) allReady();
+            }
+            continue;
+          }
+          const now = performance.timeOrigin + performance.now();
+          if (seq <= s.last) s.duplicated++;
+          else {
+            if (seq > s.last + 1) s.lost += seq - s.last - 1;
+            s.last = seq;
+          }
+          if (e.payload.case === "messageEvent") {
+            const c = e.payload.value.llmMessage?.content[0]?.content;
+            if (c?.case === "text") latencies[nLat++] = now - Number(c.value.text.slice(2, c.value.text.indexOf(" ")));
+          }
+          if (seq === total) {
+            if (++doneCount === subscribers) allDone();
+            return;
+          }
+        }
+        return; // ended by the abort
+      } catch (err) {
+        if (abort.signal.aborted) return;
+        if (ConnectError.from(err).code === Code.ResourceExhausted) {
+          s.resumes++; // resume from the cursor, as clients are meant to
+          continue;
+        }
+        s.error = ConnectError.from(err).message;
+        if (++doneCount === subscribers) allDone();
+        return;
+      }
+    }
+  };
+
+  const runs: Promise<void>[] = [];
+  for (let i = 0; i < subscribers; i++) {
+    const s: Subscriber = { last: 0, lost: 0, duplicated: 0, resumes: 0, ready: false };
+    subs.push(s);
+    runs.push(runSubscriber(s, i));
+  }
+  await allReadyP;
+  const rssBefore = rssMiB(child.pid!);
+  const cpuBefore = cpuSeconds(child.pid!);
+  const ownCpuBefore = process.cpuUsage();
+
+  // 1000 appends/s: every 10 ms, 10 separate appends (drift-corrected schedule).
+  const TICK_MS = 10;
+  const perTick = (ratePerSec * TICK_MS) / 1000;
+  const rss: number[] = [];
+  const rssTimer = setInterval(() => rss.push(rssMiB(child.pid!)), 500);
+  const t0 = performance.now();
+  for (let k = 0; k < total / perTick; k++) {
+    const due = t0 + k * TICK_MS;
+    const wait = due - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    child.send({ type: "append", count: perTick });
+  }
+  const sendSecs = secs(performance.now() - t0);
+  // Subscribers get DRAIN_MS after the last append to receive everything; what is still missing
+  // then is reported as undelivered (overload), apart from events skipped within a stream (lost).
+  const DRAIN_MS = 30_000;
+  const deadline = setTimeout(() => abort.abort(), DRAIN_MS);
+  await Promise.race([allDoneP, new Promise((r) => abort.signal.addEventListener("abort", r))]);
+  clearTimeout(deadline);
+  clearInterval(rssTimer);
+  const serverCpu = cpuSeconds(child.pid!) - cpuBefore;
+  const ownCpu = process.cpuUsage(ownCpuBefore);
+  const drainSecs = secs(performance.now() - t0);
+  const allDelivered = doneCount === subscribers && subs.every((s) => s.error === undefined);
+  abort.abort();
+  await Promise.allSettled(runs);
+  const undelivered = subs.reduce((n, s) => n + Math.max(0, total - s.last), 0);
+
+  const lat = Array.from(latencies.subarray(0, nLat));
+  const lost = subs.reduce((n, s) => n + s.lost, 0);
+  const duplicated = subs.reduce((n, s) => n + s.duplicated, 0);
+  const resumes = subs.reduce((n, s) => n + s.resumes, 0);
+  const failed = subs.filter((s) => s.error !== undefined);
+  if (failed.length > 0) console.log(`(${failed.length} streams failed, e.g. ${failed[0]!.error})`);
+  console.log(
+    `(fan-out: ${subscribers} subscribers, ${total} appends in ${sendSecs.toFixed(1)} s, ${nLat.toLocaleString("en")} deliveries, ` +
+      `${resumes} resumes after ResourceExhausted, ${appendFailures()} failed appends, RSS before ${rssBefore.toFixed(0)} MiB, ` +
+      `${allDelivered ? `all delivered ${drainSecs.toFixed(1)} s after the first append` : `${undelivered.toLocaleString("en")} deliveries missing ${DRAIN_MS / 1000} s after the last append`}; ` +
+      `CPU: server ${serverCpu.toFixed(1)} s, subscribers ${((ownCpu.user + ownCpu.system) / 1e6).toFixed(1)} s)`,
+  );
+  return [
+    { what: `fan-out ${subscribers}×, ${ratePerSec}/s: append→receive p50`, ours: median(lat), raw: 0, unit: "ms", better: "lower", target: "—" },
+    { what: `fan-out ${subscribers}×, ${ratePerSec}/s: append→receive p99`, ours: percentile(lat, 99), raw: 0, unit: "ms", better: "lower", target: "≤ 50 ms" },
+    { what: `fan-out ${subscribers}×, ${ratePerSec}/s: delivered within ${DRAIN_MS / 1000} s of the last append`, ours: (100 * (subscribers * total - undelivered)) / (subscribers * total), raw: 0, unit: "%", better: "higher", target: "100 %" },
+    { what: "fan-out: events lost (skipped within a stream)", ours: lost, raw: 0, unit: "", better: "lower", target: "0" },
+    { what: "fan-out: events duplicated (all subscribers)", ours: duplicated, raw: 0, unit: "", better: "lower", target: "0" },
+    { what: "fan-out: server CPU per delivered event", ours: (serverCpu * 1e6) / Math.max(1, nLat), raw: 0, unit: "µs", better: "lower", target: "—" },
+    { what: "fan-out: server RSS during the run, max", ours: Math.max(...rss), raw: 0, unit: "MiB", better: "lower", target: "—" },
+    { what: "fan-out: server RSS during the run, median", ours: median(rss), raw: 0, unit: "MiB", better: "lower", target: "—" },
+  ];
+}
+
+/** CPU time (user + system) a process has used, in seconds (Linux /proc). */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // Fields 14 and 15 of stat (utime, stime), counted from the state field (3rd) after the name.
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+}
+/** sysconf(_SC_CLK_TCK): 100 on Linux. */
+const CLOCK_TICKS = 100;
+
+// ---- entry --------------------------------------------------------------------------------------
+
+export async function run(): Promise<void> {
+  const root = await mkdtemp(path.join(os.tmpdir(), "agentd-bench-events-"));
+  try {
+    console.log("Durability: ours and raw both fsync every write batch (LevelDB `sync: true`).");
+    printTable(await appendThroughput(root));
+    const { search, count } = await searchAndCount(root);
+    console.log();
+    printTable(search);
+    console.log();
+    printTable(count);
+    console.log();
+    printTable(await fanOut(root, 500, 1000, 10));
+    console.log();
+    printTable(await fanOut(path.join(root, "light"), 50, 100, 10));
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+}
