@@ -45,6 +45,9 @@ const configSchema = z.object({
   shutdownGraceMs: z.number().int().min(0),
   logLevel: z.enum(["debug", "info", "warn", "error", "silent"]),
   chromiumPath: z.string().optional(),
+  bashMaxRunningCommands: z.number().int().min(1).max(4096),
+  /** The environment commands inherit (bash service, agent terminal): agentd's own minus its secrets (see childEnvOf). */
+  childEnv: z.record(z.string(), z.string()),
   buildGitSha: z.string(),
   buildGitRef: z.string(),
 });
@@ -83,12 +86,39 @@ export const SETTINGS: readonly Setting[] = [
   { key: "maxMessageBytes", flag: "--max-message-bytes", env: ["AGENTD_MAX_MESSAGE_BYTES"], type: "int", default: 8 * 1024 * 1024, help: "Largest request message or REST JSON body accepted (bytes)." },
   { key: "shutdownGraceMs", flag: "--shutdown-grace-ms", env: ["AGENTD_SHUTDOWN_GRACE_MS"], type: "int", default: 5000, help: "On SIGTERM, how long open calls may finish before connections are closed." },
   { key: "logLevel", flag: "--log-level", env: ["LOG_LEVEL"], type: "string", default: "info", help: "debug, info, warn, error or silent. Logs are JSON lines on stderr." },
+  { key: "bashMaxRunningCommands", flag: "--bash-max-commands", env: ["AGENTD_BASH_MAX_COMMANDS"], type: "int", default: 128, help: "Bash commands running at once (BashService); one more is refused with ResourceExhausted." },
   { key: "chromiumPath", env: ["CHROMIUM_PATH"], type: "string", help: "Chromium executable for the browser tool. Default /usr/bin/chromium, then Playwright's cache." },
   { key: "buildGitSha", env: ["OPENHANDS_BUILD_GIT_SHA"], type: "string", default: "unknown", help: "Build commit reported in /server_info." },
   { key: "buildGitRef", env: ["OPENHANDS_BUILD_GIT_REF"], type: "string", default: "unknown", help: "Build ref reported in /server_info." },
 ];
 
 const CONFIG_FILE_ENV = "OPENHANDS_AGENT_SERVER_CONFIG_PATH";
+
+/** Settings whose values are secrets: their variables never reach commands (see childEnvOf). */
+const SECRET_SETTINGS: ReadonlySet<keyof Config> = new Set<keyof Config>(["sessionApiKeys", "secretKey", "llmApiKey", "webhooks"]);
+
+/**
+ * The environment child processes (bash commands, the agent's terminal) inherit: `env` without
+ * the variables of secret settings (session keys, OH_SECRET_KEY, LLM_API_KEY, OH_WEBHOOKS, whose
+ * headers may hold tokens), so `env` in a command cannot print them into events.
+ */
+export function childEnvOf(env: NodeJS.ProcessEnv): Record<string, string> {
+  const exact = new Set<string>();
+  const prefixes: string[] = [];
+  for (const s of SETTINGS) {
+    if (!SECRET_SETTINGS.has(s.key)) continue;
+    for (const name of s.env ?? []) {
+      if (name.endsWith("_<n>")) prefixes.push(name.slice(0, -3));
+      else exact.add(name);
+    }
+  }
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) {
+    if (v === undefined || exact.has(k) || prefixes.some((p) => k.startsWith(p))) continue;
+    out[k] = v;
+  }
+  return out;
+}
 
 function convert(setting: Setting, raw: string, origin: string): unknown {
   const fail = (why: string): never => {
@@ -217,6 +247,7 @@ export function loadConfig(flags: ReadonlyMap<string, string | true>, env: NodeJ
     }
     values[s.key] = value;
   }
+  values.childEnv = childEnvOf(env);
   values.workspaceBase = path.resolve(String(values.workspaceBase));
   values.dataDir = path.resolve(values.dataDir === undefined ? path.join(String(values.workspaceBase), ".agentd") : String(values.dataDir));
 

@@ -8,7 +8,9 @@
  *   any byte range, so a client can re-attach and continue from the byte it last saw.
  * - The event log has one global, dense seq (from 1, never reused, also across clearEvents()),
  *   indexes by kind and by command id, and the same timestamp rules as conversation logs.
- * - Every write resolves once durable (fsynced), like conversation events.
+ * - Every write resolves once durable (fsynced), like conversation events; only a command record
+ *   or an output chunk written with `durable: false` waits for the next synced write of the
+ *   database to reach the disk (it is in the OS, safe from a crash of the process, at once).
  */
 
 import { create } from "@bufbuild/protobuf";
@@ -101,12 +103,16 @@ export class BashStore {
 
   // ---- commands ---------------------------------------------------------------------------------
 
-  /** Creates or replaces a command record. @throws AgentdError invalid_argument for a malformed id. */
-  async putCommand(commandId: string, record: Uint8Array): Promise<void> {
+  /**
+   * Creates or replaces a command record. `options.durable` as in {@link appendOutput} (default
+   * true: fsynced before resolving).
+   * @throws AgentdError invalid_argument for a malformed id.
+   */
+  async putCommand(commandId: string, record: Uint8Array, options: { readonly durable?: boolean } = {}): Promise<void> {
     checkId("command id", commandId);
     await new WriteBatch(this.ctx)
       .put("bash-cmd", bashKeys.command(commandId), encodeValue(BashCommandEntrySchema, create(BashCommandEntrySchema, { record })))
-      .write();
+      .write(options.durable ?? true);
   }
 
   /** The command record, or null. @throws AgentdError data_loss. */
@@ -154,15 +160,20 @@ export class BashStore {
    * Stores one chunk of a command's output (one byte stream per command), starting at byte
    * `offset`. Chunks must be appended with contiguous, non-overlapping offsets: `offset` is the
    * current stored length, which the engine tracks.
+   *
+   * `options.durable` (default true) fsyncs before resolving, like every acknowledged write.
+   * false writes the chunk to the LevelDB log without an fsync of its own: it survives a crash of
+   * the process (the data reached the OS before the promise resolves) and becomes durable against
+   * power loss with the next synced write of the database (the log is one append-only file).
    * @throws AgentdError invalid_argument for a malformed id or offset, or empty data.
    */
-  async appendOutput(commandId: string, offset: number, data: Uint8Array): Promise<void> {
+  async appendOutput(commandId: string, offset: number, data: Uint8Array, options: { readonly durable?: boolean } = {}): Promise<void> {
     checkId("command id", commandId);
     encodeInt("offset", offset);
     if (data.byteLength === 0) throw new AgentdError("invalid_argument", `empty output chunk for command ${commandId}`);
     await new WriteBatch(this.ctx)
       .put("bash-out", bashKeys.output(commandId, offset), encodeValue(OutputChunkSchema, create(OutputChunkSchema, { data })))
-      .write();
+      .write(options.durable ?? true);
   }
 
   /**
@@ -182,9 +193,13 @@ export class BashStore {
     const parts: Uint8Array[] = [];
     let size = 0;
     let start = -1; // offset of the first returned byte, once known
+    // Chunks are large (the engine writes up to 256 KiB) and a read often wants less than one:
+    // fetch one chunk first, then as many as the rest needs at the size of the last one, so a
+    // read never loads (and copies) chunks it does not use.
+    let batch = 1;
     try {
       read: while (size < maxBytes) {
-        const entries = await it.nextv(16);
+        const entries = await it.nextv(batch);
         if (entries.length === 0) break;
         for (const [key, value] of entries) {
           const chunkOffset = trailingInt(key);
@@ -200,6 +215,7 @@ export class BashStore {
           parts.push(data.subarray(from, from + take));
           size += take;
           if (size >= maxBytes) break read;
+          batch = Math.min(16, Math.max(1, Math.ceil((maxBytes - size) / data.byteLength)));
         }
       }
     } finally {

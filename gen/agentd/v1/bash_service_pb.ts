@@ -962,8 +962,8 @@ export const BashSignalSchema: GenEnum<BashSignal> = /*@__PURE__*/
 /**
  * Shell commands on real PTYs, outside any conversation. Commands outlive the request that
  * started them; output is stored with byte offsets so any client can re-attach. Limits: at most
- * 64 commands running at once (ResourceExhausted beyond), 64 MiB of stored output per command,
- * default timeout 300 s.
+ * 128 commands running at once by default (server flag --bash-max-commands; ResourceExhausted
+ * beyond), 64 MiB of stored output per command, default timeout 300 s.
  *
  * @generated from service agentd.v1.BashService
  */
@@ -1023,7 +1023,8 @@ export const BashService: GenService<{
     output: typeof BatchGetBashEventsResponseSchema;
   },
   /**
-   * Deletes all stored bash events of commands that are not running.
+   * Deletes every stored bash event, as OpenHands does (also those of running commands, whose
+   * later events are stored as usual). Command states and output are kept.
    *
    * @generated from rpc agentd.v1.BashService.ClearBashEvents
    */
@@ -1034,7 +1035,8 @@ export const BashService: GenService<{
   },
   /**
    * Streams bash events of all commands as they are stored; with `resend_all`, stored events
-   * first (no gap, no duplicate). Keepalives every 15 s of silence.
+   * first (no gap, no duplicate). A keepalive marks the moment the stream is live (right after
+   * the replay), then one follows every 15 s of silence.
    * REST: WebSocket /sockets/bash-events.
    *
    * @generated from rpc agentd.v1.BashService.WatchBashEvents
