@@ -121,7 +121,7 @@ function writeObject(plan: MessagePlan, msg: Fields, out: JsonObject, mode: Rend
       value = msg[field.localName];
     }
     const json = renderField(fp, value, mode);
-    if (json === null && mode.excludeNone) continue;
+    if (json === null && mode.excludeNone && !fp.nullIfEmpty) continue;
     out[fp.key] = json;
   }
   if (plan.inlineStruct !== undefined) mergeInline(out, msg[plan.inlineStruct.field.localName]);
@@ -159,7 +159,7 @@ function renderField(fp: FieldPlan, value: unknown, mode: RenderMode): JsonValue
       return out;
     }
     default:
-      if (value === undefined) return null;
+      if (value === undefined || (fp.nullIfEmpty && value === "")) return null;
       return renderSingular(field, value, mode);
   }
 }
@@ -296,7 +296,7 @@ export function fromOpenHandsJson<Desc extends DescMessage>(schema: Desc, json: 
  */
 export function fieldFromOpenHandsJson(field: DescField, json: unknown, path: string): unknown {
   const fp = planOf(field.parent).inputs.get(field.name);
-  return readField(fp ?? { field, key: field.name, uuid: false, inlineStruct: false, nullable: true, extension: false }, json, path);
+  return readField(fp ?? { field, key: field.name, uuid: false, inlineStruct: false, nullable: true, extension: false, nullIfEmpty: false }, json, path);
 }
 
 /** Paths whose values are never echoed in error messages (they may hold secrets). */

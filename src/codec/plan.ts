@@ -16,6 +16,8 @@
  * - A message marked `nullable_wrapper`: rendered as its single message field, or null.
  * - A field marked `rest_extension` (an agentd addition such as the event `seq`) is written only
  *   when the caller asks for extensions; input always accepts it.
+ * - A string field marked `rest_null_if_empty` renders "" as null and is always written, even when
+ *   nulls are excluded (OpenHands' `next_page_id` on the last page).
  * - Enum values: `rest_value`, else the value name without the enum's shared prefix; the zero value
  *   without a `rest_value` means "not set" and renders as null.
  */
@@ -28,6 +30,7 @@ import {
   nullable_wrapper as nullableWrapperOpt,
   rest_extension as restExtensionOpt,
   rest_name as restNameOpt,
+  rest_null_if_empty as restNullIfEmptyOpt,
   rest_value as restValueOpt,
 } from "../../gen/agentd/v1/options_pb.js";
 
@@ -84,6 +87,8 @@ export interface FieldPlan {
   nullable: boolean;
   /** `rest_extension`: written only when the client opted in to agentd extensions. */
   extension: boolean;
+  /** `rest_null_if_empty`: an empty string is written as null. */
+  nullIfEmpty: boolean;
 }
 
 export interface VariantPlan {
@@ -222,6 +227,7 @@ export function planOf(desc: DescMessage): MessagePlan {
         inlineStruct: getOption(field, inlineStructOpt),
         nullable: field.fieldKind !== "list" && field.fieldKind !== "map" && (field.fieldKind === "message" || field.presence === 1 || field.oneof !== undefined),
         extension: getOption(field, restExtensionOpt),
+        nullIfEmpty: getOption(field, restNullIfEmptyOpt),
       };
       if (fp.inlineStruct) {
         if (field.fieldKind !== "message" || field.message.typeName !== "google.protobuf.Struct") {

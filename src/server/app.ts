@@ -187,7 +187,7 @@ export class AgentdApp {
       await accepting;
     }
     await this.#modules?.close();
-    this.logger.info("stopped");
+    if (listener !== undefined) this.logger.info("stopped");
   }
 }
 

@@ -93,6 +93,12 @@ async function buildOnStore(app: AgentdApp, store: Store): Promise<Modules> {
     cipher,
     llmDefaults: { model: config.llmModel, apiKey: config.llmApiKey, baseUrl: config.llmBaseUrl },
     idleTtlMs: config.conversationIdleTtlSeconds * 1000,
+    // The agent's terminal inherits the same environment as bash commands: the server's, minus its
+    // secrets. Foreground timeouts are capped at 90 % of the sandbox idle timeout, as in OpenHands.
+    terminal: {
+      baseEnv: config.childEnv,
+      maxTimeoutSeconds: config.runtimeIdleTimeoutSeconds === undefined ? undefined : Math.floor(config.runtimeIdleTimeoutSeconds * 0.9),
+    },
     externalToolSets: usableTools.includes(BROWSER_TOOL_SET_NAME) ? { [BROWSER_TOOL_SET_NAME]: () => createBrowserTools(browser) } : {},
     onDeleted: async (id) => {
       events.endWatchers(id);
@@ -165,7 +171,6 @@ async function buildOnStore(app: AgentdApp, store: Store): Promise<Modules> {
       }),
     ),
     registered(ConversationService, createConversationService({ conversations })),
-    // Registered with no methods until their issues land: every RPC answers Unimplemented.
     registered(EventService, eventService),
     registered(BashService, bashService),
     {

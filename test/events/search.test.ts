@@ -196,7 +196,7 @@ describe("REST over the gateway", () => {
     expect(typeof search.next_page_id).toBe("string");
     const next = (await (await fetch(`${base}/search?kind=ActionEvent&limit=1&page_id=${search.next_page_id}`)).json()) as { items: { id: string }[]; next_page_id: string | null };
     expect(next.items.map((e) => e.id)).toEqual([stored[6]!.id]);
-    expect(next.next_page_id || null).toBeNull(); // the last page has no next page ("" today, null in OpenHands)
+    expect(next.next_page_id).toBeNull(); // the last page has no next page: null, as in OpenHands
     expect(await (await fetch(`${base}/count?source=environment`)).json()).toBe(2);
     const one = (await (await fetch(`${base}/${stored[0]!.id}`)).json()) as Record<string, unknown>;
     expect(one).toMatchObject({ kind: "MessageEvent", id: stored[0]!.id });

@@ -11,7 +11,7 @@ import { file_google_protobuf_descriptor } from "@bufbuild/protobuf/wkt";
  * Describes the file agentd/v1/options.proto.
  */
 export const file_agentd_v1_options: GenFile = /*@__PURE__*/
-  fileDesc("ChdhZ2VudGQvdjEvb3B0aW9ucy5wcm90bxIJYWdlbnRkLnYxOjUKBGtpbmQSHy5nb29nbGUucHJvdG9idWYuTWVzc2FnZU9wdGlvbnMY0YYDIAEoCVIEa2luZDo8CghraW5kX2tleRIfLmdvb2dsZS5wcm90b2J1Zi5NZXNzYWdlT3B0aW9ucxjShgMgASgJUgdraW5kS2V5OkwKEG51bGxhYmxlX3dyYXBwZXISHy5nb29nbGUucHJvdG9idWYuTWVzc2FnZU9wdGlvbnMY04YDIAEoCFIPbnVsbGFibGVXcmFwcGVyOkUKDWRpc2NyaW1pbmF0ZWQSHS5nb29nbGUucHJvdG9idWYuT25lb2ZPcHRpb25zGNGGAyABKAhSDWRpc2NyaW1pbmF0ZWQ6PAoJcmVzdF9uYW1lEh0uZ29vZ2xlLnByb3RvYnVmLkZpZWxkT3B0aW9ucxjRhgMgASgJUghyZXN0TmFtZTpECg1pbmxpbmVfc3RydWN0Eh0uZ29vZ2xlLnByb3RvYnVmLkZpZWxkT3B0aW9ucxjShgMgASgIUgxpbmxpbmVTdHJ1Y3Q6RgoOcmVzdF9leHRlbnNpb24SHS5nb29nbGUucHJvdG9idWYuRmllbGRPcHRpb25zGNOGAyABKAhSDXJlc3RFeHRlbnNpb246QgoKcmVzdF92YWx1ZRIhLmdvb2dsZS5wcm90b2J1Zi5FbnVtVmFsdWVPcHRpb25zGNGGAyABKAlSCXJlc3RWYWx1ZTpFCg1jcmVhdGVkX2ZpZWxkEh4uZ29vZ2xlLnByb3RvYnVmLk1ldGhvZE9wdGlvbnMY0YYDIAEoCVIMY3JlYXRlZEZpZWxkYgZwcm90bzM", [file_google_protobuf_descriptor]);
+  fileDesc("ChdhZ2VudGQvdjEvb3B0aW9ucy5wcm90bxIJYWdlbnRkLnYxOjUKBGtpbmQSHy5nb29nbGUucHJvdG9idWYuTWVzc2FnZU9wdGlvbnMY0YYDIAEoCVIEa2luZDo8CghraW5kX2tleRIfLmdvb2dsZS5wcm90b2J1Zi5NZXNzYWdlT3B0aW9ucxjShgMgASgJUgdraW5kS2V5OkwKEG51bGxhYmxlX3dyYXBwZXISHy5nb29nbGUucHJvdG9idWYuTWVzc2FnZU9wdGlvbnMY04YDIAEoCFIPbnVsbGFibGVXcmFwcGVyOkUKDWRpc2NyaW1pbmF0ZWQSHS5nb29nbGUucHJvdG9idWYuT25lb2ZPcHRpb25zGNGGAyABKAhSDWRpc2NyaW1pbmF0ZWQ6PAoJcmVzdF9uYW1lEh0uZ29vZ2xlLnByb3RvYnVmLkZpZWxkT3B0aW9ucxjRhgMgASgJUghyZXN0TmFtZTpECg1pbmxpbmVfc3RydWN0Eh0uZ29vZ2xlLnByb3RvYnVmLkZpZWxkT3B0aW9ucxjShgMgASgIUgxpbmxpbmVTdHJ1Y3Q6RgoOcmVzdF9leHRlbnNpb24SHS5nb29nbGUucHJvdG9idWYuRmllbGRPcHRpb25zGNOGAyABKAhSDXJlc3RFeHRlbnNpb246TAoScmVzdF9udWxsX2lmX2VtcHR5Eh0uZ29vZ2xlLnByb3RvYnVmLkZpZWxkT3B0aW9ucxjUhgMgASgIUg9yZXN0TnVsbElmRW1wdHk6QgoKcmVzdF92YWx1ZRIhLmdvb2dsZS5wcm90b2J1Zi5FbnVtVmFsdWVPcHRpb25zGNGGAyABKAlSCXJlc3RWYWx1ZTpFCg1jcmVhdGVkX2ZpZWxkEh4uZ29vZ2xlLnByb3RvYnVmLk1ldGhvZE9wdGlvbnMY0YYDIAEoCVIMY3JlYXRlZEZpZWxkYgZwcm90bzM", [file_google_protobuf_descriptor]);
 
 /**
  * The OpenHands class name of this message (e.g. "MessageEvent", "TerminalAction",
@@ -80,12 +80,21 @@ export const rest_extension: GenExtension<FieldOptions, boolean> = /*@__PURE__*/
   extDesc(file_agentd_v1_options, 6);
 
 /**
+ * OpenHands JSON writes null instead of an empty string, and always writes the key (e.g.
+ * `next_page_id` on the last page).
+ *
+ * @generated from extension: bool rest_null_if_empty = 50004;
+ */
+export const rest_null_if_empty: GenExtension<FieldOptions, boolean> = /*@__PURE__*/
+  extDesc(file_agentd_v1_options, 7);
+
+/**
  * The OpenHands JSON spelling of this enum value (e.g. "running", "agent", "HIGH").
  *
  * @generated from extension: string rest_value = 50001;
  */
 export const rest_value: GenExtension<EnumValueOptions, string> = /*@__PURE__*/
-  extDesc(file_agentd_v1_options, 7);
+  extDesc(file_agentd_v1_options, 8);
 
 /**
  * REST only: the response field (a bool) that, when true, turns the HTTP status into
@@ -94,5 +103,5 @@ export const rest_value: GenExtension<EnumValueOptions, string> = /*@__PURE__*/
  * @generated from extension: string created_field = 50001;
  */
 export const created_field: GenExtension<MethodOptions, string> = /*@__PURE__*/
-  extDesc(file_agentd_v1_options, 8);
+  extDesc(file_agentd_v1_options, 9);
 
