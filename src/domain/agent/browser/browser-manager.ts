@@ -1,11 +1,11 @@
 import type { Browser, CDPSession } from "playwright-core";
-import { chromium } from "playwright-core";
 import { ConversationBrowser, CONTENT_PAGE_SIZE } from "./conversation-browser.js";
 import type { ActionResult } from "./conversation-browser.js";
 import { AgentdError } from "../../../errors.js";
 import { CHROMIUM_LAUNCH_ARGS, explainMissingChromium, findChromium, firstLine } from "./find-chromium.js";
 import type { FindChromiumOptions } from "./find-chromium.js";
 import type { BrowserAction, BrowserObservation, ToolContext } from "./types.js";
+import { loadPlaywright } from "./playwright.js";
 
 /** Default per-action timeout. */
 export const DEFAULT_ACTION_TIMEOUT_MS = 15_000;
@@ -225,6 +225,7 @@ export class BrowserManager {
     }
     let browser: Browser;
     try {
+      const { chromium } = await loadPlaywright();
       browser = await chromium.launch({
         executablePath: found.path,
         args: [...CHROMIUM_LAUNCH_ARGS],

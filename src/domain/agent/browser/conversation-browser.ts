@@ -2,13 +2,13 @@ import { randomBytes } from "node:crypto";
 import { stat } from "node:fs/promises";
 import path from "node:path";
 import type { Browser, BrowserContext, CDPSession, Dialog, Download, Page } from "playwright-core";
-import { errors } from "playwright-core";
 import { AgentdError } from "../../../errors.js";
 import { firstLine } from "./find-chromium.js";
 import { extractMarkdown, lookupIndex, matchOption, numberElements, pageTitle, scrollPage } from "./page-scripts.js";
 import type { ElementInfo, IndexLookup } from "./page-scripts.js";
 import type { BrowserAction } from "./types.js";
 import { checkNavigationUrl, isAllowedLandingUrl } from "./url-policy.js";
+import { isPlaywrightTimeout } from "./playwright.js";
 
 /** Characters of page markdown returned per browser_get_content call. */
 export const CONTENT_PAGE_SIZE = 10_000;
@@ -265,7 +265,7 @@ export class ConversationBrowser {
     } catch (err) {
       const msg = firstLine(err);
       if (msg.includes("Download is starting")) return " (the URL is a download; see the note about where it was saved)";
-      if (err instanceof errors.TimeoutError) {
+      if (isPlaywrightTimeout(err)) {
         throw new AgentdError("deadline_exceeded", `navigation to ${clip(url, 300)} timed out after ${this.opts.actionTimeoutMs} ms: the page did not finish loading`);
       }
       const net = /net::ERR_[A-Z_]+/.exec(msg);
@@ -327,7 +327,7 @@ export class ConversationBrowser {
     try {
       await locator.click({ timeout: remaining(deadline), ...(newTab ? { modifiers: ["ControlOrMeta" as const] } : {}) });
     } catch (err) {
-      if (err instanceof errors.TimeoutError) {
+      if (isPlaywrightTimeout(err)) {
         throw new AgentdError("deadline_exceeded", `could not click ${what} within ${this.opts.actionTimeoutMs} ms (it may be covered, disabled or moving)`);
       }
       throw err;
@@ -418,7 +418,7 @@ export class ConversationBrowser {
       }
       await locator.fill(text, { timeout });
     } catch (err) {
-      if (err instanceof errors.TimeoutError) {
+      if (isPlaywrightTimeout(err)) {
         throw new AgentdError("deadline_exceeded", `could not type into ${what} within ${this.opts.actionTimeoutMs} ms (it may be hidden, disabled or read-only)`);
       }
       throw err;
@@ -500,7 +500,7 @@ export class ConversationBrowser {
     try {
       response = await tab.page.goBack({ waitUntil: "domcontentloaded", timeout: remaining(deadline) });
     } catch (err) {
-      if (err instanceof errors.TimeoutError) {
+      if (isPlaywrightTimeout(err)) {
         throw new AgentdError("deadline_exceeded", `going back timed out after ${this.opts.actionTimeoutMs} ms: the previous page did not finish loading`);
       }
       throw err;

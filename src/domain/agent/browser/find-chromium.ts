@@ -2,7 +2,7 @@ import { constants as fsConstants } from "node:fs";
 import { access, readdir, stat } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { chromium } from "playwright-core";
+import { loadPlaywright } from "./playwright.js";
 
 /**
  * Chromium flags for a machine without general network access (reference/toolchain.md §6):
@@ -119,6 +119,7 @@ export async function checkBrowser(opts: FindChromiumOptions & { timeoutMs?: num
   const executablePath = search.found.path;
   let browser;
   try {
+    const { chromium } = await loadPlaywright();
     browser = await chromium.launch({
       executablePath,
       args: [...CHROMIUM_LAUNCH_ARGS],
