@@ -118,9 +118,13 @@ function answer(index: Index, req: ServerReflectionRequest, sent: Set<string>): 
   }
 }
 
-function makeImpl(index: Index) {
+function makeImpl(services: readonly DescService[]) {
+  // Built on the first reflection call: serialising every descriptor costs start-up time that
+  // a server nobody inspects should not pay.
+  let index: Index | undefined;
   return {
     async *serverReflectionInfo(requests: AsyncIterable<ServerReflectionRequest>) {
+      index ??= buildIndex(services);
       const sent = new Set<string>();
       for await (const req of requests) {
         // A plain init object: the router builds the message with the schema of the version being
@@ -140,8 +144,7 @@ export function createReflectionServices(services: readonly DescService[]): {
   v1: ServiceImpl<typeof ReflectionV1>;
   v1alpha: ServiceImpl<typeof ReflectionV1Alpha>;
 } {
-  const index = buildIndex([...services, ReflectionV1, ReflectionV1Alpha]);
-  const impl = makeImpl(index);
+  const impl = makeImpl([...services, ReflectionV1, ReflectionV1Alpha]);
   // v1alpha messages have the same fields and numbers; the router encodes with v1alpha's schema.
   return { v1: impl, v1alpha: impl as unknown as ServiceImpl<typeof ReflectionV1Alpha> };
 }
