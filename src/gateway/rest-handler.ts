@@ -35,8 +35,13 @@ import { Code } from "@connectrpc/connect";
 /** Routes whose JSON leaves out nulls (OpenHands serialises event search pages with exclude_none). */
 const EXCLUDE_NONE: ReadonlySet<string> = new Set(["agentd.v1.EventService.SearchEvents"]);
 
-/** Chunk size of streamed uploads (bounded by the message limit). */
+/** Chunk size of streamed uploads (at most half the message limit). */
 const UPLOAD_CHUNK_BYTES = 1024 * 1024;
+/**
+ * WriteUpload calls a streamed upload keeps in flight: the next chunk is collected while the
+ * previous ones are written (the upload session accepts chunks ahead of its received prefix).
+ */
+const UPLOAD_IN_FLIGHT = 4;
 
 type Fields = Record<string, unknown>;
 
@@ -227,9 +232,19 @@ export class RestHandler {
       let msg = started.first;
       while (msg !== undefined) {
         const data = msg[dataField.localName] as Uint8Array;
-        if (data.length > 0 && !res.write(data)) await drained(res);
-        const next = await started.it.next();
-        msg = next.done === true ? undefined : next.value;
+        // The next chunk is asked for before waiting for the socket, so reading, hashing and
+        // framing it overlap sending this one (one chunk ahead: memory stays two chunks).
+        const next = started.it.next();
+        if (data.length > 0 && !res.write(data)) {
+          try {
+            await drained(res);
+          } catch (err) {
+            next.catch(() => undefined); // the client is gone; the finally below cancels the call
+            throw err;
+          }
+        }
+        const r = await next;
+        msg = r.done === true ? undefined : r.value;
       }
       res.end();
     } finally {
@@ -287,64 +302,134 @@ export class RestHandler {
         return;
       }
       let handled = false;
+      let file: Readable | undefined;
+      // `req.pipe(bb)` does not pass a client disconnect on: the file stream would wait for bytes
+      // forever and the upload session would linger until its idle expiry. End it instead, so
+      // the upload fails and its session (with the temp file) is aborted at once.
+      const onAbort = () => {
+        const gone = new AgentdError("canceled", "client disconnected during the upload");
+        file?.destroy(gone);
+        if (!handled) reject(gone);
+      };
+      signal.addEventListener("abort", onAbort, { once: true });
+      const settle = <T>(fn: (v: T) => void) => (v: T) => {
+        signal.removeEventListener("abort", onAbort);
+        fn(v);
+      };
       bb.on("file", (name, stream) => {
         if (name !== "file" || handled) {
           stream.resume();
           return;
         }
         handled = true;
-        this.#streamUpload(session, msg, stream, key, signal).then(resolve, (err: unknown) => {
-          stream.resume(); // keep draining so the request completes
-          reject(err);
+        file = stream;
+        if (signal.aborted) onAbort();
+        this.#streamUpload(session, msg, stream, key, signal).then(settle(resolve), (err: unknown) => {
+          if (!stream.destroyed) stream.resume(); // keep draining so the request completes
+          settle(reject)(err);
         });
       });
       bb.on("close", () => {
-        if (!handled) reject(new AgentdError("invalid_argument", "file: multipart field \"file\" is required"));
+        if (!handled) settle(reject)(new AgentdError("invalid_argument", "file: multipart field \"file\" is required"));
       });
-      bb.on("error", (err) => reject(new GatewayHttpError(422, `file: ${err instanceof Error ? err.message : "malformed multipart body"}`)));
+      bb.on("error", (err) => settle(reject)(new GatewayHttpError(422, `file: ${err instanceof Error ? err.message : "malformed multipart body"}`)));
       (req as Readable).pipe(bb);
     });
   }
 
-  /** Streams `source` through an upload session in chunks; aborts the session on failure. */
+  /**
+   * Streams `source` through an upload session: chunks of UPLOAD_CHUNK_BYTES (at most half the
+   * message limit), UPLOAD_IN_FLIGHT WriteUpload calls at once, so reading the body, the RPC and
+   * the disk overlap; memory stays about UPLOAD_IN_FLIGHT chunks (times the copies a call makes).
+   * A chunk refused with OutOfRange (a service that takes chunks only in order, or a full window)
+   * is sent again once the writes before it have landed, and the rest of the upload goes one
+   * chunk at a time. On any other failure (a write, the source, the client going away) the writes
+   * in flight settle and the session is aborted, which removes its temp file.
+   */
   async #streamUpload(session: UploadSession, msg: Fields, source: AsyncIterable<Buffer>, key: string | undefined, signal: AbortSignal): Promise<Fields> {
-    const chunkBytes = Math.min(UPLOAD_CHUNK_BYTES, Math.floor(this.#maxBytes / 2));
+    const chunkBytes = Math.max(1, Math.min(UPLOAD_CHUNK_BYTES, Math.floor(this.#maxBytes / 2)));
     const created = await this.#caller.unaryAny(session.create, copyFields(session.create.input, msg), key, signal);
     const uploadId = created.uploadId as string;
+    const inFlight = new Set<Promise<void>>();
+    let limit = UPLOAD_IN_FLIGHT;
+    let failure: { err: unknown } | undefined;
+    /** Chunks refused as out of order, to send again in offset order once nothing is in flight. */
+    const deferred: { at: bigint; chunk: Buffer; size: number }[] = [];
     let offset = 0n;
-    const write = async (parts: Buffer[], size: number) => {
-      const data = parts.length === 1 ? parts[0]! : Buffer.concat(parts, size);
+    // Chunk buffers are reused once their call has settled (the call serialises the request, so
+    // the bytes are no longer needed): UPLOAD_IN_FLIGHT + 1 buffers for the whole upload instead
+    // of a fresh one per chunk, which also spares the garbage collector.
+    const spare: Buffer[] = [];
+    const send = (at: bigint, chunk: Buffer, size: number) => {
       const w = create(session.write.input) as unknown as Fields;
       w.uploadId = uploadId;
-      w.offset = offset;
-      w.data = new Uint8Array(data.buffer, data.byteOffset, data.length);
-      await this.#caller.unaryAny(session.write, w, key, signal);
+      w.offset = at;
+      w.data = new Uint8Array(chunk.buffer, chunk.byteOffset, size);
+      return this.#caller.unaryAny(session.write, w, key, signal);
+    };
+    const write = (chunk: Buffer, size: number) => {
+      const at = offset;
       offset += BigInt(size);
+      const call: Promise<void> = send(at, chunk, size).then(
+        () => {
+          spare.push(chunk);
+        },
+        (err: unknown) => {
+          if (failure === undefined && hasCode(err, Code.OutOfRange)) {
+            limit = 1;
+            deferred.push({ at, chunk, size });
+          } else {
+            failure ??= { err };
+          }
+        },
+      );
+      const tracked = call.finally(() => inFlight.delete(tracked));
+      inFlight.add(tracked);
+    };
+    const resend = async () => {
+      await Promise.all(inFlight);
+      if (failure !== undefined) throw failure.err;
+      deferred.sort((x, y) => (x.at < y.at ? -1 : 1));
+      for (const d of deferred.splice(0)) {
+        await send(d.at, d.chunk, d.size);
+        spare.push(d.chunk);
+      }
+    };
+    const room = async () => {
+      while (inFlight.size >= limit && failure === undefined) await Promise.race(inFlight);
+      if (failure !== undefined) throw failure.err;
+      if (deferred.length > 0) await resend();
     };
     try {
-      let parts: Buffer[] = [];
+      let cur: Buffer | undefined;
       let size = 0;
       for await (const chunk of source) {
         let c = chunk;
         while (c.length > 0) {
-          const take = Math.min(c.length, chunkBytes - size);
-          parts.push(c.subarray(0, take));
-          size += take;
-          c = c.subarray(take);
+          cur ??= spare.pop() ?? Buffer.allocUnsafe(chunkBytes);
+          const n = c.copy(cur, size);
+          size += n;
+          c = c.subarray(n);
           if (size === chunkBytes) {
-            await write(parts, size);
-            parts = [];
+            await room();
+            write(cur, size);
+            cur = undefined;
             size = 0;
           }
         }
       }
-      if (size > 0) await write(parts, size);
+      if (cur !== undefined && size > 0) {
+        await room();
+        write(cur, size);
+      }
+      await resend();
       const commit = create(session.commit.input) as unknown as Fields;
       commit.uploadId = uploadId;
       if (typeof msg.sha256 === "string") commit.sha256 = msg.sha256;
       const done = await this.#caller.unaryAny(session.commit, commit, key, signal);
       return { success: true, info: done.info, sha256: done.sha256 };
     } catch (err) {
+      await Promise.all(inFlight);
       if (session.abort !== undefined) {
         const a = create(session.abort.input) as unknown as Fields;
         a.uploadId = uploadId;

@@ -18,6 +18,23 @@ import type { AnyResponse } from "./http-common.js";
 
 const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 
+const MiB = 1024 * 1024;
+/**
+ * HTTP/2 flow-control windows of the server (how much a client may send before the server has
+ * consumed it), per stream and per connection: 16 MiB each instead of Node's 64 KiB, which made
+ * a client uploading 1 MiB chunks wait for a WINDOW_UPDATE round trip every 32-64 KiB.
+ *
+ * They also decide how an oversized message ends: the server refuses it after the 5-byte gRPC
+ * header (ResourceExhausted) and reads no further, so whatever the client cannot send stays in
+ * the client's own session buffer; Node clients close the whole connection with
+ * NGHTTP2_ENHANCE_YOUR_CALM once that passes their maxSessionMemory (10 MB). With 64 KiB windows
+ * a 12 MiB message took the client's connection down; with 16 MiB it gets ResourceExhausted for
+ * that call, as does anything up to about 16 MiB + 10 MB (test/files/large-transfer.test.ts).
+ * The frame size and the server's own maxSessionMemory stay at Node's defaults: Node peers send
+ * 16 KiB DATA frames whatever the limit, and the server never buffered enough to reach 10 MB.
+ */
+export const HTTP2_WINDOW_BYTES = 16 * MiB;
+
 export type RequestHandler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: AnyResponse) => void;
 export type UpgradeHandler = (req: http.IncomingMessage, socket: Duplex, head: Buffer) => void;
 
@@ -46,12 +63,15 @@ export class OnePortListener {
     // An http.Server that never listens does not run its header-timeout checker until it sees
     // 'listening' (toolchain.md §3 caveat 3).
     this.#h1.emit("listening");
+    const h2Options: http2.ServerOptions = { settings: { initialWindowSize: HTTP2_WINDOW_BYTES } };
     if (options.tls !== undefined) {
-      this.#h2 = http2.createSecureServer({ cert: options.tls.cert, key: options.tls.key, allowHTTP1: false }, options.handler);
+      this.#h2 = http2.createSecureServer({ ...h2Options, cert: options.tls.cert, key: options.tls.key, allowHTTP1: false }, options.handler);
     } else {
-      this.#h2 = http2.createServer({}, options.handler);
+      this.#h2 = http2.createServer(h2Options, options.handler);
     }
     this.#h2.on("session", (session: http2.Http2Session) => {
+      // The connection-level window is not a SETTINGS value: it is raised with a WINDOW_UPDATE.
+      session.setLocalWindowSize(HTTP2_WINDOW_BYTES);
       this.#sessions.add(session);
       session.once("close", () => this.#sessions.delete(session));
     });

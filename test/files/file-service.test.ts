@@ -72,13 +72,14 @@ describe.each<TransportKind>(["connect-json-h1", "grpc"])("FileService over %s",
     expect(msgs[0]!.data.byteLength).toBe(0);
   });
 
-  it("splits downloads into ≤ 256 KiB chunks with offsets; info first, sha256 last; ranges", async () => {
-    const content = Buffer.alloc(600 * 1024 + 7);
+  it("splits downloads into ≤ 1 MiB chunks with offsets; info first, sha256 last; ranges", async () => {
+    const MiB = 1024 * 1024;
+    const content = Buffer.alloc(2 * MiB + 600 * 1024 + 7);
     for (let i = 0; i < content.length; i++) content[i] = (i * 31) & 0xff;
     await writeFile(abs("mid.bin"), content);
     const msgs = await collect(files.downloadFile({ path: `${base}/mid.bin` }));
-    expect(msgs.map((m) => m.data.byteLength)).toEqual([256 * 1024, 256 * 1024, 88 * 1024 + 7]);
-    expect(msgs.map((m) => m.offset)).toEqual([0n, 256n * 1024n, 512n * 1024n]);
+    expect(msgs.map((m) => m.data.byteLength)).toEqual([MiB, MiB, 600 * 1024 + 7]);
+    expect(msgs.map((m) => m.offset)).toEqual([0n, BigInt(MiB), BigInt(2 * MiB)]);
     expect(msgs.map((m) => m.info !== undefined)).toEqual([true, false, false]);
     expect(msgs.map((m) => m.sha256)).toEqual(["", "", sha(content)]);
     expect(Buffer.concat(msgs.map((m) => m.data)).equals(content)).toBe(true);
@@ -200,8 +201,14 @@ describe.each<TransportKind>(["connect-json-h1", "grpc"])("FileService over %s",
     }
     // Nothing at the target before commit.
     await expect(stat(abs("s/session.txt"))).rejects.toMatchObject({ code: "ENOENT" });
+    // A retry of bytes already received is acknowledged; contradicting them is refused.
+    expect((await files.writeUpload({ uploadId, offset: 0n, data: Buffer.from(parts[0]!) })).received).toBe(offset);
     const wrong = await failure(files.writeUpload({ uploadId, offset: 3n, data: Buffer.from("zz") }));
-    expect(wrong.code).toBe(Code.OutOfRange);
+    expect(wrong.code).toBe(Code.Aborted);
+    expect(wrong.reason).toBe("UPLOAD_RANGE_CONFLICT");
+    const far = await failure(files.writeUpload({ uploadId, offset: 1n << 40n, data: Buffer.from("far") }));
+    expect(far.code).toBe(Code.OutOfRange);
+    expect(far.reason).toBe("UPLOAD_WINDOW_EXCEEDED");
     const done = await files.commitUpload({ uploadId });
     expect(done.sha256).toBe(sha(parts.join("")));
     expect(done.info).toMatchObject({ path: abs("s/session.txt"), size: BigInt(parts.join("").length), mode: 0o600 });
@@ -252,11 +259,11 @@ describe("compression", () => {
 
   it("never compresses file bytes in responses, but accepts gzip-compressed requests", async () => {
     const files = createClient(FileService, createGrpcTransport({ baseUrl: server.url, sendCompression: compressionGzip }));
-    const text = "compressible ".repeat(50_000);
+    const text = "compressible ".repeat(200_000);
     const up = await files.uploadFile({ path: "gz/text.txt", data: Buffer.from(text) });
     expect(up.sha256).toBe(sha(text));
     const flags = await downloadEnvelopeFlags("gz/text.txt");
-    expect(flags.length).toBe(3); // 650 000 bytes in 256 KiB chunks
+    expect(flags.length).toBe(3); // 2 600 000 bytes in 1 MiB chunks
     expect(flags.every((f) => (f & 1) === 0)).toBe(true);
   });
 });

@@ -1,7 +1,8 @@
 /**
- * 1 GiB through FileService over gRPC (h2c): streamed download and chunked upload session with
- * matching sha256 in bounded memory, a download resumed from an unaligned offset, and uploads cut
- * off mid-way that never leave a partial target.
+ * 1 GiB through FileService over gRPC (h2c): streamed download and a pipelined chunked upload
+ * session with matching sha256 in bounded memory, a download resumed from an unaligned offset,
+ * uploads cut off mid-way that never leave a partial target, and an oversized message refused
+ * without losing the connection.
  */
 import { createHash } from "node:crypto";
 import { open, readFile, stat, writeFile } from "node:fs/promises";
@@ -16,6 +17,8 @@ import { failure, MiB, RssProbe, sha256OfFile, uploadTemps, writeTestFile } from
 const GiB = 1024 * MiB;
 /** Upload chunk: well under the default 8 MiB message limit. */
 const UPLOAD_CHUNK = MiB;
+/** WriteUpload calls the 1 GiB upload keeps in flight (the session accepts chunks ahead). */
+const IN_FLIGHT = 4;
 /**
  * Growth of this process's RSS (client and in-process server together) allowed during a 1 GiB
  * transfer; about 25-50 MiB is typical, buffering the file would need over 1024.
@@ -34,7 +37,7 @@ describe("FileService: 1 GiB over gRPC", () => {
   }, 60_000);
   afterAll(() => server.close());
 
-  it("downloads 1 GiB in ≤ 256 KiB chunks with matching sha256 and bounded memory", async () => {
+  it("downloads 1 GiB in ≤ 1 MiB chunks with matching sha256 and bounded memory", async () => {
     const rss = new RssProbe();
     const hash = createHash("sha256");
     let expectOffset = 0n;
@@ -48,7 +51,7 @@ describe("FileService: 1 GiB over gRPC", () => {
         expect(m.info).toBeUndefined();
       }
       expect(m.offset).toBe(expectOffset);
-      expect(m.data.byteLength).toBeLessThanOrEqual(256 * 1024);
+      expect(m.data.byteLength).toBeLessThanOrEqual(MiB);
       hash.update(m.data);
       expectOffset += BigInt(m.data.byteLength);
       if (m.sha256 !== "") serverSha = m.sha256;
@@ -56,26 +59,39 @@ describe("FileService: 1 GiB over gRPC", () => {
     }
     rss.sample();
     expect(expectOffset).toBe(BigInt(GiB));
-    expect(messages).toBe(GiB / (256 * 1024));
+    expect(messages).toBe(GiB / MiB);
     expect(hash.digest("hex")).toBe(bigSha);
     expect(serverSha).toBe(bigSha);
     expect(rss.peakGrowthMiB).toBeLessThan(RSS_BUDGET_MiB);
   }, 30_000);
 
-  it("uploads 1 GiB through an upload session with matching sha256 and bounded memory", async () => {
+  it("uploads 1 GiB through an upload session, 4 chunks in flight, with matching sha256 and bounded memory", async () => {
     const rss = new RssProbe();
     const { uploadId } = await files.createUpload({ path: "copy/big.bin", expectedSize: BigInt(GiB) });
     const fh = await open(path.join(server.workspace, "big.bin"), "r");
     try {
-      const buf = Buffer.allocUnsafe(UPLOAD_CHUNK);
-      let offset = 0;
-      while (offset < GiB) {
+      const pending = new Set<Promise<unknown>>();
+      const spare: Buffer[] = [];
+      let highest = 0n;
+      for (let offset = 0; offset < GiB; ) {
+        const buf = spare.pop() ?? Buffer.allocUnsafe(UPLOAD_CHUNK);
         const { bytesRead } = await fh.read(buf, 0, UPLOAD_CHUNK, offset);
-        const res = await files.writeUpload({ uploadId, offset: BigInt(offset), data: buf.subarray(0, bytesRead) });
+        const end = BigInt(offset + bytesRead);
+        const call = files.writeUpload({ uploadId, offset: BigInt(offset), data: buf.subarray(0, bytesRead) }).then((res) => {
+          // The received prefix never passes what was sent, and reaches at least this chunk's start.
+          expect(res.received).toBeLessThanOrEqual(BigInt(GiB));
+          expect(res.received).toBeGreaterThanOrEqual(end - BigInt(IN_FLIGHT * UPLOAD_CHUNK));
+          if (res.received > highest) highest = res.received;
+          spare.push(buf); // the call is done with it
+        });
+        const tracked: Promise<unknown> = call.finally(() => pending.delete(tracked));
+        pending.add(tracked);
         offset += bytesRead;
-        expect(res.received).toBe(BigInt(offset));
+        if (pending.size >= IN_FLIGHT) await Promise.race(pending);
         if ((offset / UPLOAD_CHUNK) % 16 === 0) rss.sample();
       }
+      await Promise.all(pending);
+      expect(highest).toBe(BigInt(GiB));
     } finally {
       await fh.close();
     }
@@ -187,10 +203,15 @@ describe("FileService: uploads cut off mid-way", () => {
     expect(early.code).toBe(Code.FailedPrecondition);
     expect(early.reason).toBe("UPLOAD_INCOMPLETE");
     await expect(stat(path.join(server.workspace, "later.bin"))).rejects.toMatchObject({ code: "ENOENT" });
-    // A retried chunk at a stale offset is refused with the offset to continue from.
-    const stale = await failure(files.writeUpload({ uploadId, offset: 0n, data: source.subarray(0, 10) }));
-    expect(stale.code).toBe(Code.OutOfRange);
-    expect(stale.message).toContain(String(SIZE / 2));
+    // A retried chunk whose bytes already landed is acknowledged with the offset to continue
+    // from; one contradicting them is refused, naming that offset too.
+    const retry = await files.writeUpload({ uploadId, offset: 0n, data: source.subarray(0, UPLOAD_CHUNK) });
+    expect(retry.received).toBe(BigInt(SIZE / 2));
+    const stale = await failure(files.writeUpload({ uploadId, offset: 0n, data: Buffer.alloc(10) }));
+    expect(stale.code).toBe(Code.Aborted);
+    expect(stale.reason).toBe("UPLOAD_RANGE_CONFLICT");
+    expect(stale.message).toContain("[0, 10)");
+    expect(await uploadTemps(server.workspace)).toHaveLength(1);
     for (let off = SIZE / 2; off < SIZE; off += UPLOAD_CHUNK) {
       await files.writeUpload({ uploadId, offset: BigInt(off), data: source.subarray(off, off + UPLOAD_CHUNK) });
     }
@@ -209,6 +230,15 @@ describe("FileService: uploads cut off mid-way", () => {
     expect(bad.reason).toBe("SHA256_MISMATCH");
     await expect(stat(path.join(server.workspace, "bad.bin"))).rejects.toMatchObject({ code: "ENOENT" });
     expect(await uploadTemps(server.workspace)).toEqual([]);
+  });
+
+  it("an oversized WriteUpload (12 MiB, limit 8 MiB) gets ResourceExhausted and the connection keeps serving", async () => {
+    const { uploadId } = await files.createUpload({ path: "oversized.bin" });
+    const big = await failure(files.writeUpload({ uploadId, offset: 0n, data: Buffer.alloc(12 * MiB, 1) }));
+    expect(big.code).toBe(Code.ResourceExhausted);
+    // Same client, same HTTP/2 connection: the session and the connection are still usable.
+    expect((await files.writeUpload({ uploadId, offset: 0n, data: Buffer.from("fits") })).received).toBe(4n);
+    expect((await files.commitUpload({ uploadId })).info?.size).toBe(4n);
   });
 
   it("server shutdown with a half upload open leaves neither target nor temp file", async () => {

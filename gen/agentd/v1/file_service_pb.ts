@@ -485,21 +485,23 @@ export const UploadFileResponseSchema: GenMessage<UploadFileResponse> = /*@__PUR
  */
 export type CreateUploadRequest = Message<"agentd.v1.CreateUploadRequest"> & {
   /**
-   * Target path; parent directories are created on commit.
+   * Target path; missing parent directories are created when the session is created.
    *
    * @generated from field: string path = 1;
    */
   path: string;
 
   /**
-   * Expected total size, checked on commit when non-zero.
+   * Expected total size, when non-zero: writes past it are refused, commit requires exactly this
+   * many bytes, and the free space is checked now.
    *
    * @generated from field: uint64 expected_size = 2;
    */
   expectedSize: bigint;
 
   /**
-   * Permission bits of the new file. Default 0644.
+   * Permission bits of the new file. Default: those of the file replaced, else 0666 minus the
+   * server's umask (usually 0644).
    *
    * @generated from field: uint32 mode = 3;
    */
@@ -555,7 +557,7 @@ export type WriteUploadRequest = Message<"agentd.v1.WriteUploadRequest"> & {
   uploadId: string;
 
   /**
-   * Offset of data[0]; must equal the bytes received so far.
+   * Offset of data[0]: the received prefix, or ahead of it within the window (see WriteUpload).
    *
    * @generated from field: uint64 offset = 2;
    */
@@ -583,7 +585,8 @@ export const WriteUploadRequestSchema: GenMessage<WriteUploadRequest> = /*@__PUR
  */
 export type WriteUploadResponse = Message<"agentd.v1.WriteUploadResponse"> & {
   /**
-   * Bytes received so far (the next offset).
+   * Length of the contiguous prefix received (every byte before it is on disk): the offset to
+   * resume from. Less than offset + data while an earlier chunk is still missing.
    *
    * @generated from field: uint64 received = 1;
    */
@@ -826,7 +829,7 @@ export const FileService: GenService<{
   },
   /**
    * Streams a file's bytes from `offset`, `length` bytes (0 = to the end), in chunks of at most
-   * 256 KiB. The first message carries the file's metadata; the last carries the sha256 of the
+   * 1 MiB. The first message carries the file's metadata; the last carries the sha256 of the
    * bytes sent. Resume a broken transfer with the offset reached.
    * Errors: NotFound, FailedPrecondition (not a file), OutOfRange (offset past the end).
    * REST: raw bytes (application/octet-stream, Content-Disposition, HTTP Range → 206).
@@ -839,7 +842,7 @@ export const FileService: GenService<{
     output: typeof DownloadFileResponseSchema;
   },
   /**
-   * Writes a whole file in one message (at most the server's message limit, 4 MiB by default).
+   * Writes a whole file in one message (at most the server's message limit, 8 MiB by default).
    * Larger files use an upload session. REST: multipart/form-data with field `file` and query
    * `path` — streamed through an upload session, any size.
    *
@@ -851,8 +854,11 @@ export const FileService: GenService<{
     output: typeof UploadFileResponseSchema;
   },
   /**
-   * Starts an upload session: bytes go to a temporary file next to the target and appear at the
-   * target only on commit. Sessions idle for 10 minutes are aborted.
+   * Starts an upload session: missing parent directories are created now, bytes go to a
+   * temporary file next to the target and appear at the target only on commit. Sessions idle for
+   * 10 minutes are aborted.
+   * Errors: FailedPrecondition (the target is a directory, or a parent is a file),
+   * ResourceExhausted (expected_size exceeds the free space, or too many open sessions).
    *
    * @generated from rpc agentd.v1.FileService.CreateUpload
    */
@@ -862,9 +868,15 @@ export const FileService: GenService<{
     output: typeof CreateUploadResponseSchema;
   },
   /**
-   * Appends a chunk at `offset`, which must equal the bytes received so far (so a retried chunk is
-   * detected). Errors: NotFound (unknown or expired session), OutOfRange (wrong offset; the message
-   * names the expected one), ResourceExhausted (disk full).
+   * Writes a chunk at `offset`. `received` in the response is the contiguous prefix received so
+   * far; the chunk at that offset is always accepted, and so is one ending at most 32 MiB past it,
+   * so a client may keep several chunks in flight (they may complete in any order). Retries are
+   * idempotent: bytes already received are compared, not rewritten (same bytes: success;
+   * different: Aborted, reason UPLOAD_RANGE_CONFLICT). Gaps are reported by CommitUpload.
+   * Errors: NotFound (unknown or expired session), OutOfRange (past expected_size, past the
+   * window: reason UPLOAD_WINDOW_EXCEEDED, retry once earlier chunks have landed; or overlapping a
+   * pending chunk with other bounds: UPLOAD_RANGE_OVERLAP; all name `expected_offset`),
+   * ResourceExhausted (disk full, or too many bytes waiting ahead on the server).
    *
    * @generated from rpc agentd.v1.FileService.WriteUpload
    */
@@ -874,8 +886,11 @@ export const FileService: GenService<{
     output: typeof WriteUploadResponseSchema;
   },
   /**
-   * Verifies size and sha256 (when given), fsyncs and renames into place atomically.
-   * Errors: NotFound, InvalidArgument (size or checksum mismatch; nothing is written).
+   * Waits for writes in flight, verifies size and sha256 (when given), fsyncs and renames into
+   * place atomically. Errors: NotFound, FailedPrecondition (bytes missing: fewer than
+   * expected_size, or a gap before a chunk received ahead; reason UPLOAD_INCOMPLETE names the
+   * offset to resume at; the session stays open), InvalidArgument (checksum mismatch; nothing is
+   * written).
    *
    * @generated from rpc agentd.v1.FileService.CommitUpload
    */

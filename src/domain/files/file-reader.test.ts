@@ -51,6 +51,28 @@ describe("read", () => {
     expect(stream.result).toEqual({ bytesServed: data.byteLength, sha256: createHash("sha256").update(data).digest("hex") });
   });
 
+  it("recycleBuffers: reads into N buffers in turn; bytes and checksum are unchanged", async () => {
+    const data = Buffer.alloc(10 * 1000 + 3);
+    for (let i = 0; i < data.length; i++) data[i] = (i * 7) & 0xff;
+    await writeFile(join(ws, "ring.bin"), data);
+    const stream = await files.read("ring.bin", { chunkSize: 1000, recycleBuffers: 3, offset: 1 });
+    const copies: Buffer[] = [];
+    // Where each chunk's bytes live: its backing store and offset in it.
+    const ids = new Map<ArrayBufferLike, number>();
+    const where: string[] = [];
+    for await (const chunk of stream) {
+      copies.push(Buffer.from(chunk)); // the consumer copies right away, as the RPC does
+      if (!ids.has(chunk.buffer)) ids.set(chunk.buffer, ids.size);
+      where.push(`${ids.get(chunk.buffer)}:${chunk.byteOffset}`);
+    }
+    expect(Buffer.concat(copies).equals(data.subarray(1))).toBe(true);
+    expect(stream.result.sha256).toBe(createHash("sha256").update(data.subarray(1)).digest("hex"));
+    expect(where).toHaveLength(11);
+    expect(new Set(where).size).toBe(3);
+    expect(where.slice(3, 6)).toEqual(where.slice(0, 3));
+    expect((await failure(files.read("ring.bin", { recycleBuffers: 1 }))).code).toBe("invalid_argument");
+  });
+
   it("honours offset, length (clamped at the end) and chunkSize", async () => {
     await writeFile(join(ws, "abc"), "abcdefghij");
     const collect = async (opts: Parameters<WorkspaceFiles["read"]>[1]): Promise<string[]> => {

@@ -4,7 +4,15 @@ export type { FileInfo, FileType } from "./file-info.js";
 export { DEFAULT_READ_CHUNK_SIZE, MAX_READ_CHUNK_SIZE, type FileReadStream, type ReadOptions, type ReadResult } from "./file-reader.js";
 export { mapFsError } from "./fs-errors.js";
 export { DEFAULT_PAGE_SIZE, MAX_LIST_DEPTH, MAX_PAGE_SIZE, type ListOptions, type ListPage } from "./list-directory.js";
-export { isUploadTempName, type CommitOptions, type UploadOptions, type UploadSessionInfo } from "./upload-sessions.js";
+export {
+  DEFAULT_MAX_AHEAD_BYTES,
+  DEFAULT_MAX_AHEAD_BYTES_TOTAL,
+  isUploadTempName,
+  type CommitOptions,
+  type CommitResult,
+  type UploadOptions,
+  type UploadSessionInfo,
+} from "./upload-sessions.js";
 export {
   WorkspaceFiles,
   type MoveOptions,

@@ -93,8 +93,9 @@ describe("large round trip", () => {
     } finally {
       await src.close();
     }
-    const info = await files.commitUpload(session.uploadId, { sha256: sourceSha.toUpperCase() });
+    const { info, sha256 } = await files.commitUpload(session.uploadId, { sha256: sourceSha.toUpperCase() });
     expect(info).toMatchObject({ type: "file", size, path: join(ws, "deep/dir/big.bin") });
+    expect(sha256).toBe(sourceSha);
     expect(await temps(join(ws, "deep/dir"))).toEqual([]);
 
     const whole = await readRange("deep/dir/big.bin");
@@ -133,31 +134,127 @@ describe("sessions", () => {
     expect((await failure(files.abortUpload(s.uploadId))).code).toBe("not_found");
   });
 
-  it("a write at the wrong offset → out_of_range naming the expected offset; a retry is harmless", async () => {
-    const s = await files.createUpload("f.txt");
-    await files.writeUpload(s.uploadId, 0, Buffer.from("hello "));
-    const ahead = await failure(files.writeUpload(s.uploadId, 100, Buffer.from("x")));
-    expect(ahead.code).toBe("out_of_range");
-    expect(ahead.message).toContain("expects offset 6");
-    expect(ahead.metadata.expected_offset).toBe("6");
-    expect(ahead.reason).toBe("OFFSET_OUT_OF_RANGE");
-    // The client's retry of the chunk that already landed (its response was lost).
-    const retry = await failure(files.writeUpload(s.uploadId, 0, Buffer.from("hello ")));
-    expect(retry.metadata.expected_offset).toBe("6");
-    expect(files.getUpload(s.uploadId).received).toBe(6);
-    await files.writeUpload(s.uploadId, 6, Buffer.from("world"));
-    await files.commitUpload(s.uploadId, { sha256: sha(Buffer.from("hello world")) });
-    expect(await readFile(join(ws, "f.txt"), "utf8")).toBe("hello world");
+  it("accepts chunks out of order within the window; received is the contiguous prefix; the digest follows the offsets", async () => {
+    const data = randomBytes(5 * 1000);
+    const part = (i: number) => data.subarray(i * 1000, (i + 1) * 1000);
+    const s = await files.createUpload("ooo.bin", { expectedSize: data.byteLength });
+    expect((await files.writeUpload(s.uploadId, 3000, part(3))).received).toBe(0);
+    expect((await files.writeUpload(s.uploadId, 1000, part(1))).received).toBe(0);
+    expect(files.getUpload(s.uploadId).received).toBe(0);
+    expect((await files.writeUpload(s.uploadId, 0, part(0))).received).toBe(2000);
+    // Several in flight at once, in any order, as a pipelining client sends them.
+    const res = await Promise.all([files.writeUpload(s.uploadId, 4000, part(4)), files.writeUpload(s.uploadId, 2000, part(2))]);
+    expect(Math.max(...res.map((r) => r.received))).toBe(5000);
+    const done = await files.commitUpload(s.uploadId, { sha256: sha(data) });
+    expect(done).toMatchObject({ sha256: sha(data), info: { size: 5000 } });
+    expect((await readFile(join(ws, "ooo.bin"))).equals(data)).toBe(true);
   });
 
-  it("concurrent writes to one session are serialised by offset", async () => {
+  it("a caller may reuse its buffer once a write resolves, also for a chunk still waiting for earlier bytes", async () => {
+    const data = randomBytes(3000);
+    const s = await files.createUpload("reuse.bin");
+    const buf = Buffer.from(data.subarray(2000));
+    expect((await files.writeUpload(s.uploadId, 2000, buf)).received).toBe(0);
+    buf.fill(0); // reused by the caller before the prefix reaches the chunk
+    await files.writeUpload(s.uploadId, 0, data.subarray(0, 2000));
+    expect((await files.commitUpload(s.uploadId)).sha256).toBe(sha(data));
+    expect((await readFile(join(ws, "reuse.bin"))).equals(data)).toBe(true);
+  });
+
+  it("retries are idempotent: identical bytes are acknowledged, different bytes refused (aborted), nothing changes", async () => {
+    const s = await files.createUpload("f.txt");
+    await files.writeUpload(s.uploadId, 0, Buffer.from("hello "));
+    await files.writeUpload(s.uploadId, 10, Buffer.from("d!")); // ahead: "worl" is missing
+    // The client's retry of chunks that already landed (their responses were lost).
+    expect(await files.writeUpload(s.uploadId, 0, Buffer.from("hello "))).toEqual({ received: 6 });
+    expect(await files.writeUpload(s.uploadId, 2, Buffer.from("ll"))).toEqual({ received: 6 });
+    expect(await files.writeUpload(s.uploadId, 10, Buffer.from("d!"))).toEqual({ received: 6 });
+    const prefix = await failure(files.writeUpload(s.uploadId, 0, Buffer.from("HELLO ")));
+    expect(prefix.code).toBe("aborted");
+    expect(prefix.reason).toBe("UPLOAD_RANGE_CONFLICT");
+    expect(prefix.metadata.expected_offset).toBe("6");
+    expect((await failure(files.writeUpload(s.uploadId, 10, Buffer.from("D!")))).reason).toBe("UPLOAD_RANGE_CONFLICT");
+    // A chunk straddling the prefix: the known part is checked, the rest written.
+    expect(await files.writeUpload(s.uploadId, 4, Buffer.from("o worl"))).toEqual({ received: 12 });
+    expect((await files.commitUpload(s.uploadId, { sha256: sha(Buffer.from("hello world!")) })).info.size).toBe(12);
+    expect(await readFile(join(ws, "f.txt"), "utf8")).toBe("hello world!");
+  });
+
+  it("refuses chunks past the window and chunks overlapping a pending one; at the prefix any size goes", async () => {
+    const small = new WorkspaceFiles({ roots: [ws], defaultWorkingDir: ws, uploadIdleTimeoutMs: 30_000, uploadMaxAheadBytes: 100 });
+    try {
+      const s = await small.createUpload("w.bin");
+      const far = await failure(small.writeUpload(s.uploadId, 50, Buffer.alloc(51)));
+      expect(far).toMatchObject({ code: "out_of_range", reason: "UPLOAD_WINDOW_EXCEEDED", metadata: { expected_offset: "0" } });
+      expect(far.message).toContain("[50, 101)");
+      await small.writeUpload(s.uploadId, 50, Buffer.alloc(50, 2)); // ends exactly at the window
+      const overlap = await failure(small.writeUpload(s.uploadId, 40, Buffer.alloc(20, 2)));
+      expect(overlap).toMatchObject({ code: "out_of_range", reason: "UPLOAD_RANGE_OVERLAP" });
+      expect(overlap.message).toContain("[50, 100)");
+      expect((await small.writeUpload(s.uploadId, 0, Buffer.alloc(50, 1))).received).toBe(100);
+      expect((await small.writeUpload(s.uploadId, 100, Buffer.alloc(1000, 3))).received).toBe(1100); // 10× the window
+      expect((await small.commitUpload(s.uploadId)).info.size).toBe(1100);
+    } finally {
+      await small.close();
+    }
+  });
+
+  it("bounds the bytes held ahead over all sessions (resource_exhausted)", async () => {
+    const capped = new WorkspaceFiles({ roots: [ws], defaultWorkingDir: ws, uploadIdleTimeoutMs: 30_000, uploadMaxAheadBytesTotal: 150 });
+    try {
+      const a = await capped.createUpload("a.bin");
+      const b = await capped.createUpload("b.bin");
+      await capped.writeUpload(a.uploadId, 10, Buffer.alloc(100));
+      const over = await failure(capped.writeUpload(b.uploadId, 10, Buffer.alloc(100)));
+      expect(over).toMatchObject({ code: "resource_exhausted", reason: "UPLOAD_WINDOW_EXCEEDED" });
+      await capped.writeUpload(b.uploadId, 0, Buffer.alloc(100)); // at the prefix: not held, accepted
+      await capped.writeUpload(a.uploadId, 0, Buffer.alloc(10)); // releases a's 100 bytes
+      await capped.writeUpload(b.uploadId, 110, Buffer.alloc(100));
+      await capped.abortUpload(b.uploadId); // releases b's
+      const c = await capped.createUpload("c.bin");
+      await capped.writeUpload(c.uploadId, 10, Buffer.alloc(150));
+    } finally {
+      await capped.close();
+    }
+    expect(await temps(ws)).toEqual([]);
+  });
+
+  it("commit reports a gap (failed_precondition naming the missing bytes) and keeps the session", async () => {
+    const s = await files.createUpload("gap.bin");
+    await files.writeUpload(s.uploadId, 0, Buffer.from("abc"));
+    await files.writeUpload(s.uploadId, 6, Buffer.from("ghi"));
+    const gap = await failure(files.commitUpload(s.uploadId));
+    expect(gap).toMatchObject({ code: "failed_precondition", reason: "UPLOAD_INCOMPLETE", metadata: { expected_offset: "3" } });
+    expect(gap.message).toContain("[3, 6)");
+    expect((await failure(files.stat("gap.bin"))).code).toBe("not_found");
+    await files.writeUpload(s.uploadId, 3, Buffer.from("def"));
+    expect((await files.commitUpload(s.uploadId)).sha256).toBe(sha(Buffer.from("abcdefghi")));
+    expect(await readFile(join(ws, "gap.bin"), "utf8")).toBe("abcdefghi");
+  });
+
+  it("abort and close wait for writes in flight: no temp file is left behind", async () => {
+    const s = await files.createUpload("inflight/a.bin");
+    const writes = [0, 1, 2, 3].map((i) => files.writeUpload(s.uploadId, i * MiB, Buffer.alloc(MiB, i)));
+    await files.abortUpload(s.uploadId);
+    await Promise.allSettled(writes);
+    expect(await readdir(join(ws, "inflight"))).toEqual([]);
+    const t = await files.createUpload("inflight/b.bin");
+    const more = [0, 1, 2, 3].map((i) => files.writeUpload(t.uploadId, (3 - i) * MiB, Buffer.alloc(MiB, i)));
+    await files.close();
+    await Promise.allSettled(more);
+    expect(await readdir(join(ws, "inflight"))).toEqual([]);
+  });
+
+  it("concurrent writes to one session: the first bytes for a range win, a contradicting write is refused", async () => {
     const s = await files.createUpload("f.txt");
     const results = await Promise.allSettled([
       files.writeUpload(s.uploadId, 0, Buffer.from("aaaa")),
       files.writeUpload(s.uploadId, 0, Buffer.from("bbbb")),
       files.writeUpload(s.uploadId, 4, Buffer.from("cc")),
+      files.writeUpload(s.uploadId, 0, Buffer.from("aaaa")),
     ]);
-    expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
+    expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", "fulfilled", "fulfilled"]);
+    expect(results[1]).toMatchObject({ reason: { code: "aborted", reason: "UPLOAD_RANGE_CONFLICT" } });
     await files.commitUpload(s.uploadId);
     expect(await readFile(join(ws, "f.txt"), "utf8")).toBe("aaaacc");
   });
@@ -201,8 +298,8 @@ describe("sessions", () => {
         ]);
       }
       const [ia, ib] = await Promise.all([files.commitUpload(sa.uploadId), files.commitUpload(sb.uploadId)]);
-      expect(ia.size).toBe(size);
-      expect(ib.size).toBe(size);
+      expect(ia.info.size).toBe(size);
+      expect(ib.info.size).toBe(size);
       const final = await readFile(join(ws, "shared.bin"));
       expect(final.byteLength).toBe(size);
       expect([sha(a), sha(b)]).toContain(sha(final));
@@ -218,7 +315,7 @@ describe("sessions", () => {
     expect(early.code).toBe("failed_precondition");
     expect(early.metadata.expected_offset).toBe("2");
     await files.writeUpload(s.uploadId, 2, Buffer.from("34"));
-    expect((await files.commitUpload(s.uploadId)).size).toBe(4);
+    expect((await files.commitUpload(s.uploadId)).info.size).toBe(4);
     expect((await failure(files.createUpload("huge", { expectedSize: 2 ** 52 }))).code).toBe("resource_exhausted");
   });
 
@@ -298,8 +395,10 @@ describe("writeFile", () => {
     await files.writeFile("bytes.bin", new Uint8Array([1, 2, 3]));
     const source = join(base, "src.bin");
     const srcSha = await makeRandomFile(source, 3 * MiB + 17);
-    const info = await files.writeFile("streamed.bin", createReadStream(source, { highWaterMark: 64 * 1024 }), { sha256: srcSha });
+    const { info, sha256 } = await files.writeFile("streamed.bin", createReadStream(source, { highWaterMark: 64 * 1024 }), { sha256: srcSha });
     expect(info.size).toBe(3 * MiB + 17);
+    expect(sha256).toBe(srcSha);
+    expect((await files.writeFile("empty.txt", "")).sha256).toBe(sha(new Uint8Array(0)));
     expect(await readFile(join(ws, "a/b/c.txt"), "utf8")).toBe("text");
     expect([...(await readFile(join(ws, "bytes.bin")))]).toEqual([1, 2, 3]);
     expect(sha(await readFile(join(ws, "streamed.bin")))).toBe(srcSha);

@@ -2,16 +2,26 @@
 //
 // Contract
 // - create(path) opens a temp file `.<name>.agentd-upload-<id>` in the target's (real) directory,
-//   creating parent directories. Bytes never go to the target directly.
-// - write(id, offset, bytes) appends; `offset` must equal the bytes received so far, otherwise
-//   out_of_range naming the expected offset (metadata `expected_offset`). A client that does not
-//   know whether its last write landed retries at the same offset and learns where to continue.
-// - commit(id, {sha256}) checks size and digest, truncates, fsyncs, renames over the target
-//   (atomic replace) and fsyncs the directory. A reader sees the old file or the new one, never a
-//   mix or a truncated file. Concurrent sessions to one path: the last commit wins, whole.
+//   creating missing parent directories right away. Bytes never go to the target directly.
+// - write(id, offset, bytes) writes a chunk at `offset` (positional write). `received` is the
+//   contiguous prefix received so far: the SHA-256 is fed in offset order as the prefix grows.
+//   Chunks may arrive out of order within a window ahead of the prefix (`maxAheadBytes`, default
+//   32 MiB), so a client can keep several writes in flight; they are written at once and held
+//   in memory only until the bytes before them arrive (memory ≤ the window per session and
+//   `maxAheadBytesTotal` over all sessions). Writes to one session run concurrently on disk.
+// - Retries are idempotent: a chunk overlapping bytes already received (in the prefix or a
+//   pending chunk with the same range) is compared with them; equal → acknowledged without
+//   rewriting, different → aborted (UPLOAD_RANGE_CONFLICT). A chunk past the window is
+//   out_of_range (UPLOAD_WINDOW_EXCEEDED, metadata `expected_offset`): wait for earlier writes.
+// - commit(id, {sha256}) waits for the writes in flight, refuses a gap (failed_precondition,
+//   UPLOAD_INCOMPLETE naming the first missing byte), checks size and digest, truncates, fsyncs,
+//   renames over the target (atomic replace) and fsyncs the directory; it returns the file's info
+//   and the SHA-256 of its bytes. A reader sees the old file or the new one, never a mix or a
+//   truncated file. Concurrent sessions to one path: the last commit wins, whole.
 //   With overwrite=false the target is linked into place (atomic "create if absent").
 // - abort(id), a failed commit, an idle timeout or close() remove the temp file.
-// - Operations on one session are serialised (a write racing a commit waits for it).
+// - Accepting a chunk, commit and abort are serialised per session in arrival order (a commit
+//   sees every chunk accepted before it; a write queued behind a commit then finds no session).
 
 import { createHash, randomUUID, type Hash } from "node:crypto";
 import { constants } from "node:fs";
@@ -54,6 +64,25 @@ export interface CommitOptions {
   sha256?: string;
 }
 
+/** What a successful commit installed. */
+export interface CommitResult {
+  /** The new file's metadata at the target. */
+  info: FileInfo;
+  /** Lower-case hex SHA-256 of the bytes written (computed while they arrived). */
+  sha256: string;
+}
+
+/** A chunk accepted past the received prefix: being written, or written and waiting for the bytes before it. */
+interface PendingChunk {
+  readonly start: number;
+  readonly end: number;
+  /** The bytes, kept for the hash until the prefix reaches them (the caller's until the write resolves, then a copy). */
+  data: Uint8Array;
+  /** Settles once the chunk is on disk and counted (rejects when the write failed; the chunk is then dropped). */
+  settled: Promise<void>;
+  written: boolean;
+}
+
 interface Session {
   readonly id: string;
   readonly shown: string;
@@ -65,7 +94,12 @@ interface Session {
   readonly expectedSize: number | undefined;
   readonly overwrite: boolean;
   readonly mode: number | undefined;
+  /** Length of the contiguous prefix on disk and hashed. */
   received: number;
+  /** Chunks at or past `received`, by start offset. */
+  readonly pending: Map<number, PendingChunk>;
+  /** Bytes of the chunks in `pending`. */
+  pendingBytes: number;
   lastActivityMs: number;
   /** Operations queued or running; a busy session never expires. */
   busy: number;
@@ -110,6 +144,11 @@ async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
+/** Default window ahead of the received prefix in which a session accepts chunks. */
+export const DEFAULT_MAX_AHEAD_BYTES = 32 * 1024 * 1024;
+/** Default bound on bytes held for out-of-order chunks over all sessions. */
+export const DEFAULT_MAX_AHEAD_BYTES_TOTAL = 256 * 1024 * 1024;
+
 export interface UploadSessionsOptions {
   /** A session with no operation for this long is discarded (temp file removed). */
   idleTimeoutMs: number;
@@ -117,7 +156,18 @@ export interface UploadSessionsOptions {
   clock: () => number;
   /** Open sessions at most; more → resource_exhausted. Default 256. */
   maxSessions?: number;
+  /**
+   * A chunk not starting at the received prefix must end within this many bytes past it
+   * (default 32 MiB); held in memory until the prefix reaches it. A chunk at the prefix is
+   * always accepted, whatever its size.
+   */
+  maxAheadBytes?: number;
+  /** Bytes of chunks ahead of their prefix held over all sessions (default 256 MiB); more → resource_exhausted. */
+  maxAheadBytesTotal?: number;
 }
+
+/** What accepting a chunk decided (see UploadSessions.write). */
+type Accepted = { kind: "known" } | { kind: "wait"; chunk: PendingChunk };
 
 /** The upload session table. Paths arrive already resolved by the path policy. */
 export class UploadSessions {
@@ -125,6 +175,10 @@ export class UploadSessions {
   readonly #idleTimeoutMs: number;
   readonly #clock: () => number;
   readonly #maxSessions: number;
+  readonly #maxAhead: number;
+  readonly #maxAheadTotal: number;
+  /** Bytes in every session's `pending`. */
+  #pendingTotal = 0;
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
 
@@ -133,6 +187,10 @@ export class UploadSessions {
     this.#idleTimeoutMs = opts.idleTimeoutMs;
     this.#clock = opts.clock;
     this.#maxSessions = opts.maxSessions ?? 256;
+    checkInt("maxAheadBytes", opts.maxAheadBytes, 0, Number.MAX_SAFE_INTEGER);
+    checkInt("maxAheadBytesTotal", opts.maxAheadBytesTotal, 0, Number.MAX_SAFE_INTEGER);
+    this.#maxAhead = opts.maxAheadBytes ?? DEFAULT_MAX_AHEAD_BYTES;
+    this.#maxAheadTotal = opts.maxAheadBytesTotal ?? DEFAULT_MAX_AHEAD_BYTES_TOTAL;
   }
 
   /** Number of open sessions. */
@@ -180,7 +238,8 @@ export class UploadSessions {
     const temp = join(dir, tempNameFor(basename(target), id));
     let fh: FileHandle;
     try {
-      fh = await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode ?? 0o666);
+      // Read access too: a retried chunk is compared with the bytes already written.
+      fh = await open(temp, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode ?? 0o666);
     } catch (err) {
       throw mapFsError(err, shown);
     }
@@ -197,6 +256,8 @@ export class UploadSessions {
       overwrite: opts.overwrite ?? true,
       mode,
       received: 0,
+      pending: new Map(),
+      pendingBytes: 0,
       lastActivityMs: now,
       busy: 0,
       tail: Promise.resolve(),
@@ -213,45 +274,160 @@ export class UploadSessions {
   }
 
   /**
-   * Appends `bytes` at `offset`. Returns the new received count.
-   * Throws out_of_range when `offset` ≠ bytes received (metadata `expected_offset`) or the write
-   * would pass `expectedSize`; not_found for an unknown/expired id; resource_exhausted on ENOSPC
-   * (the session stays; nothing past `received` counts).
+   * Writes `bytes` at `offset`; resolves once they are on disk with the received prefix after it
+   * (less than offset + length while an earlier chunk is missing). See the contract above for the
+   * window and retries. Throws out_of_range when the chunk would pass `expectedSize`
+   * (UPLOAD_SIZE_EXCEEDED), lies past the window (UPLOAD_WINDOW_EXCEEDED) or overlaps a pending
+   * chunk with other bounds (UPLOAD_RANGE_OVERLAP), all with metadata `expected_offset`; aborted
+   * when it contradicts bytes already received (UPLOAD_RANGE_CONFLICT); not_found for an
+   * unknown/expired id; resource_exhausted when too many bytes wait ahead over all sessions, or on
+   * ENOSPC (the session stays; the chunk does not count).
    */
   async write(uploadId: string, offset: number, bytes: Uint8Array): Promise<{ received: number }> {
     checkInt("offset", offset, 0, Number.MAX_SAFE_INTEGER);
-    return this.#run(uploadId, async (s) => {
-      if (offset !== s.received) {
+    let session!: Session;
+    const accepted = await this.#run(uploadId, (s) => {
+      session = s;
+      return this.#accept(s, offset, bytes);
+    });
+    if (accepted.kind === "wait") await accepted.chunk.settled;
+    return { received: session.received };
+  }
+
+  /** Decides what to do with a chunk; starts its disk write when it is new. Runs serialised. */
+  async #accept(s: Session, offset: number, bytes: Uint8Array): Promise<Accepted> {
+    const end = offset + bytes.byteLength;
+    const meta = (): Record<string, string> => ({ upload_id: s.id, expected_offset: String(s.received) });
+    if (s.expectedSize !== undefined && end > s.expectedSize) {
+      throw new AgentdError(
+        "out_of_range",
+        `upload ${s.id} would exceed its expected size ${s.expectedSize} (chunk [${offset}, ${end}))`,
+        meta(),
+        "UPLOAD_SIZE_EXCEEDED",
+      );
+    }
+    let start = offset;
+    let data = bytes;
+    if (start < s.received) {
+      // A retry of bytes in the prefix: acknowledged if identical, whatever part is new is written.
+      const known = Math.min(end, s.received) - start;
+      await this.#verifyOnDisk(s, start, data.subarray(0, known));
+      if (end <= s.received) return { kind: "known" };
+      data = data.subarray(known);
+      start = s.received;
+    }
+    if (data.byteLength === 0) return { kind: "known" };
+    if (start !== s.received && end > s.received + this.#maxAhead) {
+      throw new AgentdError(
+        "out_of_range",
+        `upload ${s.id} accepts chunks ending at most ${this.#maxAhead} bytes past offset ${s.received}, got [${start}, ${end}); retry once earlier chunks have landed`,
+        meta(),
+        "UPLOAD_WINDOW_EXCEEDED",
+      );
+    }
+    const same = s.pending.get(start);
+    if (same !== undefined && same.end === end) {
+      // A retry of a chunk still pending (in flight, or waiting for earlier bytes).
+      if (!Buffer.from(same.data.buffer, same.data.byteOffset, same.data.byteLength).equals(data)) throw this.#conflict(s, start, end);
+      return { kind: "wait", chunk: same };
+    }
+    for (const p of s.pending.values()) {
+      if (p.start < end && start < p.end) {
         throw new AgentdError(
           "out_of_range",
-          `upload ${s.id} expects offset ${s.received}, got ${offset}`,
-          { upload_id: s.id, expected_offset: String(s.received) },
-          "OFFSET_OUT_OF_RANGE",
+          `upload ${s.id}: chunk [${start}, ${end}) overlaps the pending chunk [${p.start}, ${p.end}); resend that chunk with the same bounds`,
+          meta(),
+          "UPLOAD_RANGE_OVERLAP",
         );
       }
-      if (s.expectedSize !== undefined && s.received + bytes.byteLength > s.expectedSize) {
-        throw new AgentdError(
-          "out_of_range",
-          `upload ${s.id} would exceed its expected size ${s.expectedSize} (received ${s.received}, chunk ${bytes.byteLength})`,
-          { upload_id: s.id, expected_offset: String(s.received) },
-          "UPLOAD_SIZE_EXCEEDED",
-        );
-      }
-      let done = 0;
+    }
+    if (start !== s.received && this.#pendingTotal + data.byteLength > this.#maxAheadTotal) {
+      throw new AgentdError(
+        "resource_exhausted",
+        `too many bytes waiting ahead of their uploads' received offsets (limit ${this.#maxAheadTotal}); retry once earlier chunks have landed`,
+        meta(),
+        "UPLOAD_WINDOW_EXCEEDED",
+      );
+    }
+    return { kind: "wait", chunk: this.#startWrite(s, start, data) };
+  }
+
+  /** Reserves [start, start + data) in `s.pending` and writes it; counts it once on disk. */
+  #startWrite(s: Session, start: number, data: Uint8Array): PendingChunk {
+    const len = data.byteLength;
+    s.busy++;
+    s.pendingBytes += len;
+    this.#pendingTotal += len;
+    const write = async (): Promise<void> => {
       try {
-        while (done < bytes.byteLength) {
-          const { bytesWritten } = await s.fh.write(bytes, done, bytes.byteLength - done, s.received + done);
+        let done = 0;
+        while (done < len) {
+          const { bytesWritten } = await s.fh.write(data, done, len - done, start + done);
           done += bytesWritten;
         }
       } catch (err) {
+        // Not counted: a later write of this range overwrites whatever part landed.
+        s.pending.delete(start);
+        s.pendingBytes -= len;
+        this.#pendingTotal -= len;
         throw mapFsError(err, s.shown);
+      } finally {
+        s.busy--;
+        s.lastActivityMs = this.#clock();
       }
-      // Counted only once fully written: a failed write leaves `received` where it was and the
-      // next write at that offset overwrites whatever part landed.
-      s.hash.update(bytes);
-      s.received += bytes.byteLength;
-      return { received: s.received };
-    });
+      chunk.written = true;
+      this.#advance(s);
+      // Still waiting for earlier bytes: keep a copy for the hash, since the caller may reuse its
+      // buffer once this write resolves (only out-of-order chunks pay for it).
+      if (s.pending.get(start) === chunk) chunk.data = Buffer.from(data);
+    };
+    const chunk: PendingChunk = { start, end: start + len, data, settled: Promise.resolve(), written: false };
+    s.pending.set(start, chunk);
+    chunk.settled = write();
+    chunk.settled.catch(() => undefined); // observed by the writer; commit/abort only wait for it
+    return chunk;
+  }
+
+  /** Moves the prefix over every written chunk that now continues it, hashing in offset order. */
+  #advance(s: Session): void {
+    for (let c = s.pending.get(s.received); c !== undefined && c.written; c = s.pending.get(s.received)) {
+      if (s.done) return;
+      s.hash.update(c.data);
+      s.pending.delete(c.start);
+      s.pendingBytes -= c.data.byteLength;
+      this.#pendingTotal -= c.data.byteLength;
+      s.received = c.end;
+    }
+  }
+
+  /** Throws UPLOAD_RANGE_CONFLICT unless the temp file holds `data` at `start` (a retried chunk). */
+  async #verifyOnDisk(s: Session, start: number, data: Uint8Array): Promise<void> {
+    const have = Buffer.allocUnsafe(data.byteLength);
+    let got = 0;
+    try {
+      while (got < have.byteLength) {
+        const { bytesRead } = await s.fh.read(have, got, have.byteLength - got, start + got);
+        if (bytesRead === 0) break;
+        got += bytesRead;
+      }
+    } catch (err) {
+      throw mapFsError(err, s.shown);
+    }
+    if (got !== have.byteLength || !have.equals(data)) throw this.#conflict(s, start, start + data.byteLength);
+  }
+
+  #conflict(s: Session, start: number, end: number): AgentdError {
+    return new AgentdError(
+      "aborted",
+      `upload ${s.id}: chunk [${start}, ${end}) differs from the bytes already received for that range`,
+      { upload_id: s.id, expected_offset: String(s.received) },
+      "UPLOAD_RANGE_CONFLICT",
+    );
+  }
+
+  /** Waits until no chunk of `s` is being written (failures are the writers' to report). */
+  async #settle(s: Session): Promise<void> {
+    await Promise.allSettled([...s.pending.values()].map((c) => c.settled));
   }
 
   /**
@@ -260,14 +436,26 @@ export class UploadSessions {
    * writing) or the target became a directory; invalid_argument for a malformed digest (kept) or
    * a digest mismatch (session discarded, target untouched); already_exists when overwrite=false
    * and the target appeared; permission_denied when the target directory moved out of the
-   * workspace. Every failure after the checks discards the session.
+   * workspace. Every failure after the checks discards the session. A gap (a chunk past the
+   * prefix with bytes missing before it) is failed_precondition UPLOAD_INCOMPLETE naming the
+   * missing range; the session is kept.
    */
-  async commit(uploadId: string, opts: CommitOptions = {}): Promise<FileInfo> {
+  async commit(uploadId: string, opts: CommitOptions = {}): Promise<CommitResult> {
     const want = opts.sha256?.toLowerCase();
     if (want !== undefined && !/^[0-9a-f]{64}$/.test(want)) {
       throw new AgentdError("invalid_argument", `sha256 must be 64 hex digits, got ${JSON.stringify(opts.sha256?.slice(0, 80))}`);
     }
     return this.#run(uploadId, async (s) => {
+      await this.#settle(s);
+      if (s.pending.size > 0) {
+        const next = Math.min(...s.pending.keys());
+        throw new AgentdError(
+          "failed_precondition",
+          `upload ${s.id} is missing bytes [${s.received}, ${next}) before a chunk received at ${next}`,
+          { upload_id: s.id, expected_offset: String(s.received) },
+          "UPLOAD_INCOMPLETE",
+        );
+      }
       if (s.expectedSize !== undefined && s.received !== s.expectedSize) {
         throw new AgentdError(
           "failed_precondition",
@@ -277,7 +465,7 @@ export class UploadSessions {
         );
       }
       try {
-        const got = s.hash.copy().digest("hex");
+        const got = s.hash.digest("hex"); // the session ends here, whatever happens next
         if (want !== undefined && got !== want) {
           throw new AgentdError(
             "invalid_argument",
@@ -294,7 +482,7 @@ export class UploadSessions {
         s.done = true;
         this.#sessions.delete(s.id);
         await fsyncDir(dirname(s.target));
-        return await toFileInfo(await lstat(s.target), s.target, s.shown);
+        return { info: await toFileInfo(await lstat(s.target), s.target, s.shown), sha256: got };
       } catch (err) {
         await this.#discard(s);
         throw mapFsError(err, s.shown);
@@ -410,6 +598,11 @@ export class UploadSessions {
     this.#sessions.delete(s.id);
     if (s.done) return;
     s.done = true;
+    // No write may land after the temp file is gone (and the handle is closed only once idle).
+    await this.#settle(s);
+    this.#pendingTotal -= s.pendingBytes;
+    s.pendingBytes = 0;
+    s.pending.clear();
     await s.fh.close().catch(() => undefined); // may be closed already by a failed commit
     await unlink(s.temp).catch((err: unknown) => {
       if (errnoCode(err) !== "ENOENT") throw mapFsError(err, s.shown);

@@ -11,7 +11,7 @@ import { FileReadStream, type ReadOptions } from "./file-reader.js";
 import { errnoCode, mapFsError } from "./fs-errors.js";
 import { listDirectory, type ListOptions, type ListPage } from "./list-directory.js";
 import { makeDirs } from "./make-dirs.js";
-import { type CommitOptions, type UploadOptions, type UploadSessionInfo, UploadSessions } from "./upload-sessions.js";
+import { type CommitOptions, type CommitResult, type UploadOptions, type UploadSessionInfo, UploadSessions } from "./upload-sessions.js";
 import { isInside, resolveReal, resolveWorkspacePath, type ResolvedPath } from "./workspace-path.js";
 
 export interface WorkspaceFilesOptions {
@@ -25,6 +25,10 @@ export interface WorkspaceFilesOptions {
   clock?: () => number;
   /** Open upload sessions at most (default 256). */
   maxUploads?: number;
+  /** Window ahead of an upload's received prefix in which chunks are accepted (default 32 MiB). */
+  uploadMaxAheadBytes?: number;
+  /** Bytes of out-of-order chunks held over all uploads (default 256 MiB). */
+  uploadMaxAheadBytesTotal?: number;
   /** Tuning of directory watches (buffer size, linger, polling); see DirWatchServiceOptions. */
   watch?: Omit<DirWatchServiceOptions, "clock">;
 }
@@ -82,6 +86,8 @@ export class WorkspaceFiles {
     const clock = opts.clock ?? Date.now;
     const uploadOpts: ConstructorParameters<typeof UploadSessions>[0] = { idleTimeoutMs: opts.uploadIdleTimeoutMs, clock };
     if (opts.maxUploads !== undefined) uploadOpts.maxSessions = opts.maxUploads;
+    if (opts.uploadMaxAheadBytes !== undefined) uploadOpts.maxAheadBytes = opts.uploadMaxAheadBytes;
+    if (opts.uploadMaxAheadBytesTotal !== undefined) uploadOpts.maxAheadBytesTotal = opts.uploadMaxAheadBytesTotal;
     this.#uploads = new UploadSessions(uploadOpts);
     this.#watches = new DirWatchService({ ...opts.watch, clock });
   }
@@ -212,13 +218,16 @@ export class WorkspaceFiles {
     return this.#uploads.get(uploadId);
   }
 
-  /** Appends at `offset` (must equal bytes received; else out_of_range). See UploadSessions.write. */
+  /**
+   * Writes a chunk at `offset` (at the received prefix, or ahead of it within the window; retries
+   * are idempotent). Resolves with the received prefix. See UploadSessions.write.
+   */
   async writeUpload(uploadId: string, offset: number, bytes: Uint8Array): Promise<{ received: number }> {
     return this.#uploads.write(uploadId, offset, bytes);
   }
 
-  /** Verifies and atomically installs the upload. See UploadSessions.commit. */
-  async commitUpload(uploadId: string, opts: CommitOptions = {}): Promise<FileInfo> {
+  /** Verifies and atomically installs the upload; returns its info and sha256. See UploadSessions.commit. */
+  async commitUpload(uploadId: string, opts: CommitOptions = {}): Promise<CommitResult> {
     return this.#uploads.commit(uploadId, opts);
   }
 
@@ -235,9 +244,10 @@ export class WorkspaceFiles {
   /**
    * Writes a whole file through an upload session: atomic, parents created, overwrite by default.
    * Pulls the next chunk of a stream only after the previous one is on disk. On any failure
-   * (including the signal) the session is aborted and the target is untouched.
+   * (including the signal) the session is aborted and the target is untouched. Returns the new
+   * file's info and the sha256 of the bytes written.
    */
-  async writeFile(path: string, source: WriteSource, opts: WriteFileOptions = {}): Promise<FileInfo> {
+  async writeFile(path: string, source: WriteSource, opts: WriteFileOptions = {}): Promise<CommitResult> {
     const { signal } = opts;
     const canceled = (): AgentdError => new AgentdError("canceled", `write of ${path} was canceled`);
     if (signal?.aborted) throw canceled();
