@@ -9,18 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestServer, type TestServer } from "../helpers/server.js";
 import { has, ISSUE } from "./capabilities.js";
 import { startGatewayHarness, type Harness } from "./fixtures.js";
+import { CHROMIUM_LAUNCH_ARGS } from "../../src/domain/agent/browser/find-chromium.js";
 
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-background-networking",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-component-update",
-  "--disable-sync",
-  "--disable-dev-shm-usage",
-];
 const KEY = "browser-key";
 
 type DemoWindow = Window & {
@@ -35,7 +25,7 @@ type DemoWindow = Window & {
 
 let browser: Browser;
 beforeAll(async () => {
-  browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_ARGS });
+  browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: [...CHROMIUM_LAUNCH_ARGS] });
 });
 afterAll(async () => {
   await browser.close();
