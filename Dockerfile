@@ -7,6 +7,7 @@ COPY package.json package-lock.json ./
 COPY tsconfig.json ./
 COPY src ./src
 COPY gen ./gen
+COPY scripts ./scripts
 RUN npm ci --no-audit --no-fund && npm prune --omit=dev
 
 # Runtime stage: Chromium for the browser tool, ripgrep for glob/grep, a non-root user, a data volume.
@@ -31,5 +32,5 @@ EXPOSE 8000
 # Same entry point as `npm start`. A session key (OH_SESSION_API_KEYS_0) is required to listen on
 # 0.0.0.0; without one the server refuses to start rather than run unauthenticated.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s CMD curl -fsS http://127.0.0.1:8000/health || exit 1
-ENTRYPOINT ["/usr/bin/tini", "--", "node", "dist/src/cli.js"]
+ENTRYPOINT ["/usr/bin/tini", "--", "node", "dist/agentd.mjs"]
 CMD ["serve"]

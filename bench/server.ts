@@ -14,7 +14,7 @@ import { ServerService } from "../gen/agentd/v1/server_service_pb.js";
 import { Health, HealthCheckResponse_ServingStatus } from "../gen/grpc/health/v1/health_pb.js";
 import { median, printTable, rssMiB, startProcess, stopProcess, timeEach, type Row } from "./lib.js";
 
-const CLI = path.resolve("dist/src/cli.js");
+const CLI = path.resolve("dist/agentd.mjs");
 
 async function coldStartMs(workspace: string): Promise<{ ms: number; bareNodeMs: number }> {
   const t0 = performance.now();

@@ -2,57 +2,186 @@
  * The only reader of the environment (ARCHITECTURE.md §7). Settings come from, highest first:
  * command-line flags, environment variables, the JSON config file at
  * OPENHANDS_AGENT_SERVER_CONFIG_PATH (OpenHands field names), defaults. Everything is validated
- * with zod; a bad value stops start-up with one line naming the setting (`ConfigError`).
+ * against CHECKS; a bad value stops start-up with one line naming the setting (`ConfigError`).
  */
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { z } from "zod";
 
 export class ConfigError extends Error {
   override readonly name = "ConfigError";
 }
 
-const webhookSchema = z.object({
-  base_url: z.url(),
-  headers: z.record(z.string(), z.string()).default({}),
-  event_buffer_size: z.number().int().min(1).default(5),
-  flush_delay: z.number().min(0).default(30),
-  num_retries: z.number().int().min(0).default(3),
-  retry_delay: z.number().min(0).default(5),
-  max_queue_size: z.number().int().min(1).default(1000),
-});
-export type WebhookConfig = z.infer<typeof webhookSchema>;
+/** One webhook (OpenHands `webhooks` entries; durations in seconds). */
+export interface WebhookConfig {
+  base_url: string;
+  headers: Record<string, string>;
+  event_buffer_size: number;
+  flush_delay: number;
+  num_retries: number;
+  retry_delay: number;
+  max_queue_size: number;
+}
 
-const configSchema = z.object({
-  host: z.string().min(1),
-  port: z.number().int().min(0).max(65535),
-  tlsCert: z.string().optional(),
-  tlsKey: z.string().optional(),
-  dataDir: z.string().min(1),
-  workspaceBase: z.string().min(1),
-  sessionApiKeys: z.array(z.string().min(1)),
-  insecureNoAuth: z.boolean(),
-  secretKey: z.string().min(1).optional(),
-  allowCorsOrigins: z.array(z.string()),
-  allowCorsOriginRegex: z.string().optional(),
-  llmModel: z.string().optional(),
-  llmApiKey: z.string().optional(),
-  llmBaseUrl: z.string().optional(),
-  webhooks: z.array(webhookSchema),
-  runtimeIdleTimeoutSeconds: z.number().int().positive().optional(),
-  conversationIdleTtlSeconds: z.number().positive(),
-  maxMessageBytes: z.number().int().min(64 * 1024).max(256 * 1024 * 1024),
-  shutdownGraceMs: z.number().int().min(0),
-  logLevel: z.enum(["debug", "info", "warn", "error", "silent"]),
-  chromiumPath: z.string().optional(),
-  bashMaxRunningCommands: z.number().int().min(1).max(4096),
+export interface Config {
+  host: string;
+  port: number;
+  tlsCert?: string | undefined;
+  tlsKey?: string | undefined;
+  dataDir: string;
+  workspaceBase: string;
+  sessionApiKeys: string[];
+  insecureNoAuth: boolean;
+  secretKey?: string | undefined;
+  allowCorsOrigins: string[];
+  allowCorsOriginRegex?: string | undefined;
+  llmModel?: string | undefined;
+  llmApiKey?: string | undefined;
+  llmBaseUrl?: string | undefined;
+  webhooks: WebhookConfig[];
+  runtimeIdleTimeoutSeconds?: number | undefined;
+  conversationIdleTtlSeconds: number;
+  maxMessageBytes: number;
+  shutdownGraceMs: number;
+  logLevel: "debug" | "info" | "warn" | "error" | "silent";
+  chromiumPath?: string | undefined;
+  bashMaxRunningCommands: number;
   /** The environment commands inherit (bash service, agent terminal): agentd's own minus its secrets (see childEnvOf). */
-  childEnv: z.record(z.string(), z.string()),
-  buildGitSha: z.string(),
-  buildGitRef: z.string(),
-});
+  childEnv: Record<string, string>;
+  buildGitSha: string;
+  buildGitRef: string;
+}
 
-export type Config = z.infer<typeof configSchema>;
+// ---- validation ------------------------------------------------------------------------------
+// A check returns the valid value or throws Invalid with the reason; loadConfig names the setting.
+// (Hand-written rather than a schema library: the whole table is a few dozen lines, and the
+// library cost ~75 ms and ~14 MiB of the server's start.)
+
+class Invalid extends Error {}
+
+type Check<T> = (value: unknown) => T;
+
+const text =
+  (minLength = 0): Check<string> =>
+  (v) => {
+    if (typeof v !== "string") throw new Invalid(`expected a string, got ${describe(v)}`);
+    if (v.length < minLength) throw new Invalid("must not be empty");
+    return v;
+  };
+
+const num =
+  (o: { int?: boolean; min?: number; max?: number; positive?: boolean } = {}): Check<number> =>
+  (v) => {
+    if (typeof v !== "number" || !Number.isFinite(v)) throw new Invalid(`expected a number, got ${describe(v)}`);
+    if (o.int === true && !Number.isInteger(v)) throw new Invalid(`expected an integer, got ${v}`);
+    if (o.positive === true && v <= 0) throw new Invalid(`must be greater than 0, got ${v}`);
+    if (o.min !== undefined && v < o.min) throw new Invalid(`must be at least ${o.min}, got ${v}`);
+    if (o.max !== undefined && v > o.max) throw new Invalid(`must be at most ${o.max}, got ${v}`);
+    return v;
+  };
+
+const bool: Check<boolean> = (v) => {
+  if (typeof v !== "boolean") throw new Invalid(`expected true or false, got ${describe(v)}`);
+  return v;
+};
+
+const optional =
+  <T>(check: Check<T>): Check<T | undefined> =>
+  (v) =>
+    v === undefined ? undefined : check(v);
+
+const withDefault =
+  <T>(check: Check<T>, fallback: T): Check<T> =>
+  (v) =>
+    v === undefined ? fallback : check(v);
+
+const list =
+  <T>(check: Check<T>): Check<T[]> =>
+  (v) => {
+    if (!Array.isArray(v)) throw new Invalid(`expected a list, got ${describe(v)}`);
+    return v.map((item, i) => {
+      try {
+        return check(item);
+      } catch (err) {
+        throw err instanceof Invalid ? new Invalid(`item ${i}: ${err.message}`) : err;
+      }
+    });
+  };
+
+const stringRecord: Check<Record<string, string>> = (v) => {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) throw new Invalid(`expected an object, got ${describe(v)}`);
+  for (const [k, x] of Object.entries(v)) if (typeof x !== "string") throw new Invalid(`${k}: expected a string, got ${describe(x)}`);
+  return { ...(v as Record<string, string>) };
+};
+
+const oneOf =
+  <const T extends string>(...values: T[]): Check<T> =>
+  (v) => {
+    if (!values.includes(v as T)) throw new Invalid(`expected one of ${values.join(", ")}, got ${describe(v)}`);
+    return v as T;
+  };
+
+const url: Check<string> = (v) => {
+  const s = text(1)(v);
+  if (!URL.canParse(s)) throw new Invalid(`not a URL: ${JSON.stringify(s)}`);
+  return s;
+};
+
+const webhook: Check<WebhookConfig> = (v) => {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) throw new Invalid(`expected an object, got ${describe(v)}`);
+  const o = v as Record<string, unknown>;
+  const field = <T>(key: keyof WebhookConfig, check: Check<T>): T => {
+    try {
+      return check(o[key]);
+    } catch (err) {
+      throw err instanceof Invalid ? new Invalid(`${key}: ${err.message}`) : err;
+    }
+  };
+  return {
+    base_url: field("base_url", url),
+    headers: field("headers", withDefault(stringRecord, {})),
+    event_buffer_size: field("event_buffer_size", withDefault(num({ int: true, min: 1 }), 5)),
+    flush_delay: field("flush_delay", withDefault(num({ min: 0 }), 30)),
+    num_retries: field("num_retries", withDefault(num({ int: true, min: 0 }), 3)),
+    retry_delay: field("retry_delay", withDefault(num({ min: 0 }), 5)),
+    max_queue_size: field("max_queue_size", withDefault(num({ int: true, min: 1 }), 1000)),
+  };
+};
+
+const CHECKS: { readonly [K in keyof Config]-?: Check<Config[K]> } = {
+  host: text(1),
+  port: num({ int: true, min: 0, max: 65535 }),
+  tlsCert: optional(text()),
+  tlsKey: optional(text()),
+  dataDir: text(1),
+  workspaceBase: text(1),
+  sessionApiKeys: list(text(1)),
+  insecureNoAuth: bool,
+  secretKey: optional(text(1)),
+  allowCorsOrigins: list(text()),
+  allowCorsOriginRegex: optional(text()),
+  llmModel: optional(text()),
+  llmApiKey: optional(text()),
+  llmBaseUrl: optional(text()),
+  webhooks: list(webhook),
+  runtimeIdleTimeoutSeconds: optional(num({ int: true, positive: true })),
+  conversationIdleTtlSeconds: num({ positive: true }),
+  maxMessageBytes: num({ int: true, min: 64 * 1024, max: 256 * 1024 * 1024 }),
+  shutdownGraceMs: num({ int: true, min: 0 }),
+  logLevel: oneOf("debug", "info", "warn", "error", "silent"),
+  chromiumPath: optional(text()),
+  bashMaxRunningCommands: num({ int: true, min: 1, max: 4096 }),
+  childEnv: stringRecord,
+  buildGitSha: text(),
+  buildGitRef: text(),
+};
+
+function describe(v: unknown): string {
+  if (v === undefined) return "nothing";
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "a list";
+  if (typeof v === "object") return "an object";
+  return JSON.stringify(v);
+}
 
 /** One documented setting: its flag, its environment variable(s), its config-file key. */
 interface Setting {
@@ -251,15 +380,22 @@ export function loadConfig(flags: ReadonlyMap<string, string | true>, env: NodeJ
   values.workspaceBase = path.resolve(String(values.workspaceBase));
   values.dataDir = path.resolve(values.dataDir === undefined ? path.join(String(values.workspaceBase), ".agentd") : String(values.dataDir));
 
-  const result = configSchema.safeParse(values);
-  if (!result.success) {
-    const issue = result.error.issues[0]!;
-    const key = String(issue.path[0]);
-    const setting = SETTINGS.find((s) => s.key === key);
-    const name = setting?.flag ?? setting?.env?.[0] ?? key;
-    throw new ConfigError(`invalid ${name}: ${issue.message}`);
+  const config = {} as Record<keyof Config, unknown>;
+  for (const key of Object.keys(CHECKS) as (keyof Config)[]) {
+    try {
+      config[key] = (CHECKS[key] as Check<unknown>)(values[key]);
+    } catch (err) {
+      if (!(err instanceof Invalid)) throw err;
+      const setting = SETTINGS.find((s) => s.key === key);
+      const name = setting?.flag ?? setting?.env?.[0] ?? key;
+      throw new ConfigError(`invalid ${name}: ${err.message}`);
+    }
   }
-  const config = result.data;
+  return checkCombinations(config as Config);
+}
+
+/** Rules that span settings. @throws ConfigError */
+function checkCombinations(config: Config): Config {
   if ((config.tlsCert === undefined) !== (config.tlsKey === undefined)) {
     throw new ConfigError("invalid --tls-cert/--tls-key: give both or neither");
   }

@@ -24,8 +24,10 @@ const PAGE = `<!doctype html>
 let bundle: Promise<string> | undefined;
 
 async function build(): Promise<string> {
-  const ts = fileURLToPath(new URL("./demo/browser-demo.ts", import.meta.url));
-  const entry = existsSync(ts) ? ts : fileURLToPath(new URL("./demo/browser-demo.js", import.meta.url));
+  // Beside this module (sources, or tsc's dist/src), or beside the bundle dist/agentd.mjs.
+  const candidates = ["./demo/browser-demo.ts", "./demo/browser-demo.js", "./src/gateway/demo/browser-demo.js"];
+  const entry = candidates.map((c) => fileURLToPath(new URL(c, import.meta.url))).find((f) => existsSync(f));
+  if (entry === undefined) throw new Error("the demo script is missing");
   const esbuild = await import("esbuild");
   const result = await esbuild.build({
     entryPoints: [entry],

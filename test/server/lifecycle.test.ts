@@ -1,13 +1,17 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { afterEach, describe, expect, it } from "vitest";
+import { BashService } from "../../gen/agentd/v1/bash_service_pb.js";
 import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
 import { client } from "../helpers/clients.js";
 
 const CLI = path.resolve("src/cli.ts");
+/** What `npm start` and the Docker image run (built by `npm run build`, which `npm ci` runs). */
+const BUNDLE = path.resolve("dist/agentd.mjs");
 const children: ChildProcess[] = [];
 const dirs: string[] = [];
 
@@ -17,8 +21,8 @@ async function tempDir(): Promise<string> {
   return d;
 }
 
-function startCli(args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
-  const child = spawn(process.execPath, ["--import", "tsx", CLI, ...args], {
+function startCli(args: string[], env: NodeJS.ProcessEnv = {}, entry: string[] = ["--import", "tsx", CLI]): ChildProcess {
+  const child = spawn(process.execPath, [...entry, ...args], {
     env: { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: "silent", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -102,6 +106,27 @@ describe("agentd CLI", () => {
     })();
     await expect(stream).resolves.toBeUndefined();
     expect(seen).toEqual([HealthCheckResponse_ServingStatus.SERVING, HealthCheckResponse_ServingStatus.NOT_SERVING]);
+    expect((await exited).code).toBe(0);
+  });
+
+  it("the bundle that npm start runs serves every part that loads from outside it, and exits 0 on SIGTERM", async () => {
+    expect(existsSync(BUNDLE), `${BUNDLE} is missing: run npm run build`).toBe(true);
+    const ws = await tempDir();
+    const child = startCli(["--port", "0", "--workspace", ws], {}, [BUNDLE]);
+    const exited = exitOf(child);
+    const url = await listeningUrl(child);
+    expect((await client(Health, url, "grpc").check({ service: "" })).status).toBe(HealthCheckResponse_ServingStatus.SERVING);
+    // Native addons (LevelDB, PTYs) load from node_modules beside the bundle.
+    const run = await client(BashService, url, "connect-h1").executeBashCommand({ spec: { command: "echo bundled" } });
+    expect(run.output?.stdout).toBe("bundled\n");
+    // Static assets resolved relative to a package (Swagger UI) and to our sources (the demo script).
+    const docs = await fetch(`${url}/docs/swagger-ui-bundle.js`);
+    expect(docs.status).toBe(200);
+    expect((await docs.text()).length).toBeGreaterThan(100_000);
+    const demo = await fetch(`${url}/_demo/app.js`);
+    expect(demo.status).toBe(200);
+    expect(await demo.text()).toContain("agentdDemo");
+    child.kill("SIGTERM");
     expect((await exited).code).toBe(0);
   });
 });

@@ -19,7 +19,7 @@
 // - Nothing here logs or returns the API key; error messages carry the provider's status and a
 //   one-line, length-capped provider message.
 
-import OpenAI from "openai";
+import type OpenAI from "openai";
 import type {
   ChatCompletionChunk,
   ChatCompletionCreateParamsNonStreaming,
@@ -284,7 +284,21 @@ interface Classified {
   retryAfterMs?: number | undefined;
 }
 
-function classify(err: unknown, attempts: number): Classified {
+interface OpenAIModule {
+  readonly default: typeof OpenAI;
+}
+let openaiModule: Promise<OpenAIModule> | undefined;
+
+/**
+ * The `openai` package, loaded on the first LLM call: it costs ~100 ms and ~10 MiB at import,
+ * which a server that never runs an agent should not pay at start-up.
+ */
+function loadOpenAI(): Promise<OpenAIModule> {
+  openaiModule ??= import("openai");
+  return openaiModule;
+}
+
+function classify({ default: OpenAI }: OpenAIModule, err: unknown, attempts: number): Classified {
   if (err instanceof OpenAI.APIConnectionTimeoutError) {
     return {
       retryable: true,
@@ -373,9 +387,10 @@ export interface LlmClientOptions {
 export class LlmClient {
   readonly endpoint: LlmEndpoint;
   readonly settings: LlmSettings;
-  readonly #client: OpenAI;
+  #client: Promise<OpenAI> | undefined;
   readonly #retry: RetryPolicy;
   readonly #onCall: LlmClientOptions["onCall"];
+  readonly #fetch: typeof fetch | undefined;
 
   /** @throws AgentdError invalid_argument when the model or base URL cannot be resolved. */
   constructor(settings: LlmSettings, options: LlmClientOptions = {}) {
@@ -383,17 +398,26 @@ export class LlmClient {
     this.endpoint = resolveLlmEndpoint(settings.model, settings.baseUrl);
     this.#retry = { ...DEFAULT_RETRY_POLICY, ...options.retry };
     this.#onCall = options.onCall;
-    this.#client = new OpenAI({
-      // Always explicit, so the package never falls back to OPENAI_* environment variables.
-      apiKey: settings.apiKey || "no-key",
-      baseURL: this.endpoint.baseUrl,
-      organization: null,
-      project: null,
-      maxRetries: 0,
-      timeout: (settings.timeoutSeconds ?? DEFAULT_LLM_TIMEOUT_SECONDS) * 1000,
-      defaultHeaders: settings.extraHeaders ?? {},
-      ...(options.fetch !== undefined ? { fetch: options.fetch } : {}),
+    this.#fetch = options.fetch;
+  }
+
+  /** The openai client, built at the first call. */
+  #openai(): Promise<OpenAI> {
+    this.#client ??= loadOpenAI().then(({ default: OpenAI }) => {
+      const settings = this.settings;
+      return new OpenAI({
+        // Always explicit, so the package never falls back to OPENAI_* environment variables.
+        apiKey: settings.apiKey || "no-key",
+        baseURL: this.endpoint.baseUrl,
+        organization: null,
+        project: null,
+        maxRetries: 0,
+        timeout: (settings.timeoutSeconds ?? DEFAULT_LLM_TIMEOUT_SECONDS) * 1000,
+        defaultHeaders: settings.extraHeaders ?? {},
+        ...(this.#fetch !== undefined ? { fetch: this.#fetch } : {}),
+      });
     });
+    return this.#client;
   }
 
   get usageId(): string {
@@ -435,9 +459,10 @@ export class LlmClient {
       try {
         return this.settings.stream && req.onDelta !== undefined && req.noStream !== true ? await this.#streamOnce(req) : await this.#once(req);
       } catch (err) {
-        if (req.signal?.aborted || err instanceof OpenAI.APIUserAbortError) throw canceled();
+        const openai = await loadOpenAI();
+        if (req.signal?.aborted || err instanceof openai.default.APIUserAbortError) throw canceled();
         if (err instanceof AgentdError) throw err;
-        const c = classify(err, attempt + 1);
+        const c = classify(openai, err, attempt + 1);
         if (!c.retryable || attempt >= retries) throw c.error;
         const backoff = Math.min(this.#retry.maxWaitMs, this.#retry.minWaitMs * this.#retry.multiplier ** attempt);
         const wait = c.retryAfterMs !== undefined ? Math.min(this.#retry.maxWaitMs, c.retryAfterMs) : backoff;
@@ -466,7 +491,7 @@ export class LlmClient {
 
   async #once(req: LlmRequest): Promise<LlmResponse> {
     const body: ChatCompletionCreateParamsNonStreaming = { ...this.#params(req), stream: false };
-    const res = await this.#client.chat.completions.create(body, { signal: req.signal });
+    const res = await (await this.#openai()).chat.completions.create(body, { signal: req.signal });
     const choice = res.choices?.[0];
     const message = choice?.message as (OpenAI.Chat.Completions.ChatCompletionMessage & { reasoning_content?: string | null }) | undefined;
     const toolCalls: LlmToolCall[] = [];
@@ -488,7 +513,7 @@ export class LlmClient {
 
   async #streamOnce(req: LlmRequest): Promise<LlmResponse> {
     const body: ChatCompletionCreateParamsStreaming = { ...this.#params(req), stream: true, stream_options: { include_usage: true } };
-    const stream = await this.#client.chat.completions.create(body, { signal: req.signal });
+    const stream = await (await this.#openai()).chat.completions.create(body, { signal: req.signal });
     let id = "";
     let model = "";
     let content = "";
