@@ -41,6 +41,25 @@ describe("BashStore", () => {
     expect((await store.bash.getCommands(["cmd-1", "nope", "bad id"])).map((r) => (r === null ? null : text(r)))).toEqual(["ls -la", null, null]);
   });
 
+  it("writes a command's record and output chunk in the same atomic batch as an event, or none of them", async () => {
+    const entry = (id: string): BashEventEntry => ({ id, kind: "BashOutput", commandId: "cmd-1", timestampMs: 1000, body: bytes(id) });
+    const [a] = await store.bash.appendEvents([entry("ev-1")], {
+      with: { command: { commandId: "cmd-1", record: bytes("final") }, output: { commandId: "cmd-1", offset: 0, data: bytes("hi\n") } },
+    });
+    expect(a!.seq).toBe(1);
+    expect(text((await store.bash.getCommand("cmd-1"))!)).toBe("final");
+    expect(text((await store.bash.readOutput("cmd-1", 0, 100)).data)).toBe("hi\n");
+    // An attached write that cannot be stored fails the whole call: no event, no record.
+    await expect(
+      store.bash.appendEvents([entry("ev-2")], {
+        with: { command: { commandId: "cmd-2", record: bytes("x") }, output: { commandId: "bad id", offset: 0, data: bytes("y") } },
+      }),
+    ).rejects.toMatchObject({ code: "invalid_argument" });
+    expect(await store.bash.getEventById("ev-2")).toBeNull();
+    expect(await store.bash.getCommand("cmd-2")).toBeNull();
+    expect((await store.bash.eventHead()).lastSeq).toBe(1);
+  });
+
   it("serves any byte range of a command's output, across chunk boundaries", async () => {
     const full = "0123456789abcdefghijklmnopqrstuvwxyz";
     // Chunks of uneven sizes, appended with contiguous offsets.

@@ -32,6 +32,14 @@ export interface BashEventEntry {
   readonly body: Uint8Array;
 }
 
+/** Writes that travel with an event append: same atomic batch, same fsync. */
+export interface BashAttachedWrites {
+  /** Creates or replaces this command record (as putCommand). */
+  readonly command?: { readonly commandId: string; readonly record: Uint8Array };
+  /** One output chunk (as appendOutput). */
+  readonly output?: { readonly commandId: string; readonly offset: number; readonly data: Uint8Array };
+}
+
 /** A stored bash event. */
 export interface StoredBashEvent {
   readonly id: string;
@@ -109,10 +117,7 @@ export class BashStore {
    * @throws AgentdError invalid_argument for a malformed id.
    */
   async putCommand(commandId: string, record: Uint8Array, options: { readonly durable?: boolean } = {}): Promise<void> {
-    checkId("command id", commandId);
-    await new WriteBatch(this.ctx)
-      .put("bash-cmd", bashKeys.command(commandId), encodeValue(BashCommandEntrySchema, create(BashCommandEntrySchema, { record })))
-      .write(options.durable ?? true);
+    await this.putCommandOp(new WriteBatch(this.ctx), commandId, record).write(options.durable ?? true);
   }
 
   /** The command record, or null. @throws AgentdError data_loss. */
@@ -168,12 +173,19 @@ export class BashStore {
    * @throws AgentdError invalid_argument for a malformed id or offset, or empty data.
    */
   async appendOutput(commandId: string, offset: number, data: Uint8Array, options: { readonly durable?: boolean } = {}): Promise<void> {
+    await this.appendOutputOp(new WriteBatch(this.ctx), commandId, offset, data).write(options.durable ?? true);
+  }
+
+  private putCommandOp(batch: WriteBatch, commandId: string, record: Uint8Array): WriteBatch {
+    checkId("command id", commandId);
+    return batch.put("bash-cmd", bashKeys.command(commandId), encodeValue(BashCommandEntrySchema, create(BashCommandEntrySchema, { record })));
+  }
+
+  private appendOutputOp(batch: WriteBatch, commandId: string, offset: number, data: Uint8Array): WriteBatch {
     checkId("command id", commandId);
     encodeInt("offset", offset);
     if (data.byteLength === 0) throw new AgentdError("invalid_argument", `empty output chunk for command ${commandId}`);
-    await new WriteBatch(this.ctx)
-      .put("bash-out", bashKeys.output(commandId, offset), encodeValue(OutputChunkSchema, create(OutputChunkSchema, { data })))
-      .write(options.durable ?? true);
+    return batch.put("bash-out", bashKeys.output(commandId, offset), encodeValue(OutputChunkSchema, create(OutputChunkSchema, { data })));
   }
 
   /**
@@ -241,14 +253,25 @@ export class BashStore {
 
   /**
    * Appends bash events (group-committed, durable when resolved); returns each one's seq and
-   * stored timestamp. `options.ids` as in EventStore.append.
+   * stored timestamp. `options.ids` as in EventStore.append; `options.with` are written in the
+   * same atomic batch (e.g. a command's final record and last output with its final event).
    * @throws AgentdError invalid_argument, already_exists (id taken).
    */
-  appendEvents(entries: readonly BashEventEntry[], options?: AppendOptions): Promise<Appended[]> {
+  async appendEvents(
+    entries: readonly BashEventEntry[],
+    options: { readonly ids?: AppendOptions["ids"]; readonly with?: BashAttachedWrites } = {},
+  ): Promise<Appended[]> {
+    let extra: WriteBatch | undefined;
+    const attached = options.with;
+    if (attached !== undefined) {
+      extra = new WriteBatch(this.ctx);
+      if (attached.command !== undefined) this.putCommandOp(extra, attached.command.commandId, attached.command.record);
+      if (attached.output !== undefined) this.appendOutputOp(extra, attached.output.commandId, attached.output.offset, attached.output.data);
+    }
     return this.log.append(
       BASH_LOG,
       entries.map((e) => ({ id: e.id, timestampMs: e.timestampMs, attributes: [e.kind, e.commandId], body: e.body })),
-      options,
+      { ...(options.ids !== undefined ? { ids: options.ids } : {}), ...(extra !== undefined ? { extra } : {}) },
     );
   }
 

@@ -61,6 +61,11 @@ export interface AppendOptions {
    * the append path. A "fresh" id that does collide re-points the id index to the new record.
    */
   readonly ids?: "check" | "fresh";
+  /**
+   * Writes of the caller (storage-internal) committed in the same atomic batch as the records:
+   * both or neither are written, and one fsync covers them.
+   */
+  readonly extra?: WriteBatch;
 }
 
 /** What an append assigned to one entry. `timestampMs` is the stored (possibly clamped) time. */
@@ -153,6 +158,7 @@ type AppendJob = {
   readonly entries: readonly LogEntryInput[];
   readonly bytes: number;
   readonly checkIds: boolean;
+  readonly extra: WriteBatch | undefined;
   readonly resolve: (appended: Appended[]) => void;
   readonly reject: (err: unknown) => void;
 };
@@ -248,7 +254,7 @@ export class IndexedLog {
       bytes += e.body.byteLength;
     }
     return new Promise<Appended[]>((resolve, reject) => {
-      this.enqueue(logId, { kind: "append", entries, bytes, checkIds: options.ids !== "fresh", resolve, reject });
+      this.enqueue(logId, { kind: "append", entries, bytes, checkIds: options.ids !== "fresh", extra: options.extra, resolve, reject });
     });
   }
 
@@ -709,6 +715,7 @@ export class IndexedLog {
       }),
     );
     batch.put(k.headSublevel, k.head(logId), this.encodeHead(next));
+    for (const job of jobs) if (job.extra !== undefined) batch.append(job.extra);
     return { batch, next, appended };
   }
 

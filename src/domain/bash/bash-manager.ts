@@ -452,8 +452,15 @@ export class BashManager {
     if (stat === undefined) throw new AgentdError("invalid_argument", `cwd ${cwd} does not exist`, { cwd });
     if (!stat.isDirectory()) throw new AgentdError("invalid_argument", `cwd ${cwd} is not a directory`, { cwd });
     if (this.allowedRoots !== null) {
+      // realpath(3) of a local path, like the stat above, is cheaper than a thread-pool round trip.
       this.allowedRealRoots ??= Promise.all(this.allowedRoots.map((r) => fs.promises.realpath(r).catch(() => r)));
-      const [real, roots] = await Promise.all([fs.promises.realpath(cwd), this.allowedRealRoots]);
+      const roots = await this.allowedRealRoots;
+      let real: string;
+      try {
+        real = fs.realpathSync.native(cwd);
+      } catch (err) {
+        throw new AgentdError("invalid_argument", `cwd ${cwd} cannot be used: ${(err as NodeJS.ErrnoException).code ?? "error"}`, { cwd });
+      }
       if (!roots.some((root) => real === root || real.startsWith(root.endsWith(path.sep) ? root : root + path.sep))) {
         throw new AgentdError("permission_denied", `cwd ${cwd} is outside the workspace`, { cwd }, "PATH_OUTSIDE_WORKSPACE");
       }
@@ -534,20 +541,7 @@ export class BashManager {
         pageToken = page.nextPageToken ?? undefined;
       } while (pageToken !== undefined);
       const now = this.clock.now();
-      if (!finished) {
-        const final: BashOutputEvent = {
-          kind: "BashOutput",
-          id: newId(),
-          timestamp: isoTimestamp(now),
-          command_id: info.id,
-          order,
-          exit_code: -1,
-          stdout: null,
-          stderr: "agentd: the server restarted while this command was running; its exit status is unknown (its stored output can still be watched)",
-        };
-        this.publish(final, await this.store.appendEvent(final));
-      }
-      await this.store.saveCommand({
+      const lost: BashCommandInfo = {
         ...info,
         status: "lost",
         exitCode: null,
@@ -555,7 +549,22 @@ export class BashManager {
         endTime: now,
         outputBytes,
         endReason: "server restarted",
-      });
+      };
+      if (finished) {
+        await this.store.saveCommand(lost);
+        continue;
+      }
+      const final: BashOutputEvent = {
+        kind: "BashOutput",
+        id: newId(),
+        timestamp: isoTimestamp(now),
+        command_id: info.id,
+        order,
+        exit_code: -1,
+        stdout: null,
+        stderr: "agentd: the server restarted while this command was running; its exit status is unknown (its stored output can still be watched)",
+      };
+      this.publish(final, await this.store.appendEvent(final, { command: lost }));
     }
   }
 

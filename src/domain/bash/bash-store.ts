@@ -43,6 +43,15 @@ export interface StoredBashEvent {
   readonly event: BashEvent;
 }
 
+/**
+ * Writes stored atomically with an event (all or nothing, one fsync): a command's record, and the
+ * next chunk of the event's command's output.
+ */
+export interface AttachedWrites {
+  readonly command?: BashCommandInfo;
+  readonly output?: { readonly offset: number; readonly data: Uint8Array };
+}
+
 export interface BashStore {
   /** Creates or replaces a command's record. */
   saveCommand(info: BashCommandInfo): Promise<void>;
@@ -64,8 +73,12 @@ export interface BashStore {
   /** Number of stored output bytes of the command (0 when none). */
   outputLength(commandId: string): Promise<number>;
 
-  /** Appends an event to the global log; resolves with its seq once durable. */
-  appendEvent(event: BashEvent): Promise<number>;
+  /**
+   * Appends an event to the global log, with `attached` writes in the same atomic write (output
+   * of the event's command: BashCommand's own id, BashOutput's command_id); resolves with its
+   * seq once durable.
+   */
+  appendEvent(event: BashEvent, attached?: AttachedWrites): Promise<number>;
   /** The event with this id, or null. */
   getEvent(eventId: string): Promise<BashEvent | null>;
   /** A page of events matching `query`. Throws AgentdError invalid_argument for a bad page token. */

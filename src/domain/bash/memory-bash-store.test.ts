@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { BashCommandEvent, BashOutputEvent } from "./bash-types.js";
+import type { BashCommandEvent, BashCommandInfo, BashOutputEvent } from "./bash-types.js";
 import { MemoryBashStore } from "./memory-bash-store.js";
 
 const cmdEvent = (id: string, ms: number): BashCommandEvent => ({
@@ -33,6 +33,22 @@ describe("MemoryBashStore", () => {
     expect(Buffer.from(await s.readOutput("c1", 6, 100)).toString()).toBe("world");
     expect((await s.readOutput("c1", 11, 100)).byteLength).toBe(0);
     expect((await s.readOutput("nope", 0, 100)).byteLength).toBe(0);
+  });
+
+  it("stores an event's attached record and output with it, or nothing when one is refused", async () => {
+    const s = new MemoryBashStore();
+    const record: BashCommandInfo = {
+      id: "c1", command: "echo hi", cwd: "/", mode: "pty", status: "exited", exitCode: 0, signal: null, timedOut: false,
+      timeoutSeconds: 300, startTime: 1, endTime: 2, pid: 7, cols: 80, rows: 24, outputBytes: 3, outputTruncated: false, endReason: "exited with code 0",
+    };
+    expect(await s.appendEvent(outEvent("e1", "c1", 0, 1), { command: record, output: { offset: 0, data: Buffer.from("hi\n") } })).toBe(1);
+    expect(await s.getCommand("c1")).toEqual(record);
+    expect(Buffer.from(await s.readOutput("c1", 0, 100)).toString()).toBe("hi\n");
+    // Output at the wrong offset: the event and the record are not stored either.
+    const later = { ...record, outputBytes: 99 };
+    await expect(s.appendEvent(outEvent("e2", "c1", 1, 2), { command: later, output: { offset: 1, data: Buffer.from("x") } })).rejects.toMatchObject({ code: "invalid_argument" });
+    expect(await s.getEvent("e2")).toBeNull();
+    expect(await s.getCommand("c1")).toEqual(record);
   });
 
   it("searches events by kind, command, time and order, with paging both ways", async () => {

@@ -4,7 +4,7 @@
  * Stored arrays are kept as given: callers must not mutate them afterwards.
  */
 import { AgentdError } from "../../errors.js";
-import type { BashEventPage, BashEventQuery, BashStore, StoredBashEvent } from "./bash-store.js";
+import type { AttachedWrites, BashEventPage, BashEventQuery, BashStore, StoredBashEvent } from "./bash-store.js";
 import type { BashCommandInfo, BashEvent } from "./bash-types.js";
 
 interface OutputLog {
@@ -34,15 +34,22 @@ export class MemoryBashStore implements BashStore {
   }
 
   async appendOutput(commandId: string, offset: number, data: Uint8Array): Promise<void> {
+    this.checkOutput(commandId, offset, data);
+    this.putOutput(commandId, offset, data);
+  }
+
+  private checkOutput(commandId: string, offset: number, data: Uint8Array): void {
+    const length = this.outputs.get(commandId)?.length ?? 0;
+    if (offset !== length) throw new AgentdError("invalid_argument", `output of command ${commandId} appended at ${offset}, expected ${length}`);
+    if (data.byteLength === 0) throw new AgentdError("invalid_argument", `empty output chunk for command ${commandId}`);
+  }
+
+  private putOutput(commandId: string, offset: number, data: Uint8Array): void {
     let log = this.outputs.get(commandId);
     if (log === undefined) {
       log = { offsets: [], chunks: [], length: 0 };
       this.outputs.set(commandId, log);
     }
-    if (offset !== log.length) {
-      throw new AgentdError("invalid_argument", `output of command ${commandId} appended at ${offset}, expected ${log.length}`);
-    }
-    if (data.byteLength === 0) throw new AgentdError("invalid_argument", `empty output chunk for command ${commandId}`);
     log.offsets.push(offset);
     log.chunks.push(data);
     log.length += data.byteLength;
@@ -79,8 +86,13 @@ export class MemoryBashStore implements BashStore {
     return this.outputs.get(commandId)?.length ?? 0;
   }
 
-  async appendEvent(event: BashEvent): Promise<number> {
+  async appendEvent(event: BashEvent, attached: AttachedWrites = {}): Promise<number> {
     if (this.eventsById.has(event.id)) throw new AgentdError("already_exists", `bash event ${event.id} already exists`);
+    // All checks first: nothing is written when one fails.
+    const commandId = event.kind === "BashCommand" ? event.id : event.command_id;
+    if (attached.output !== undefined) this.checkOutput(commandId, attached.output.offset, attached.output.data);
+    if (attached.output !== undefined) this.putOutput(commandId, attached.output.offset, attached.output.data);
+    if (attached.command !== undefined) this.commands.set(attached.command.id, attached.command);
     const stored = { seq: ++this.lastSeq, event };
     this.events.push(stored);
     this.eventsById.set(event.id, stored);

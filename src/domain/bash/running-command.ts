@@ -134,6 +134,8 @@ export class RunningCommand implements ShellJobSink {
   /** Bytes durably stored: what watchers may read. */
   storedBytes = 0;
   private pumping = false;
+  /** The command's last output, taken by the pump for finalize() to store with the end. */
+  private tail: Buffer | null = null;
   private paused = false;
   private storeError: string | null = null;
   private readonly chunker: OutputChunker;
@@ -201,13 +203,16 @@ export class RunningCommand implements ShellJobSink {
    * then killed.
    */
   async start(): Promise<void> {
-    // Independent writes go out together (a durable store can commit them in one sync).
-    this.startPersisted = (async () => {
-      const [, seq] = await Promise.all([this.ctx.store.saveCommand(this.snapshot()), this.ctx.store.appendEvent(this.commandEvent)]);
-      this.ctx.published(this.commandEvent, seq);
-    })();
     this.timers.push(setTimeout(() => this.onTimeout(), this.spec.timeoutSeconds * 1000));
     void this.attach();
+    // The event and the running record are one write (one fsync), started once the job is on its
+    // way to a warm shell (attach() gets there in a few microtasks), so the write's own CPU time
+    // does not delay the command.
+    this.startPersisted = (async () => {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      const seq = await this.ctx.store.appendEvent(this.commandEvent, { command: this.snapshot() });
+      this.ctx.published(this.commandEvent, seq);
+    })();
     try {
       await this.startPersisted;
     } catch (err) {
@@ -413,13 +418,18 @@ export class RunningCommand implements ShellJobSink {
           size += next.data.length;
         }
         const data = batch.length === 1 ? batch[0]!.data : Buffer.concat(batch.map((q) => q.data), size);
+        const pieces = batch.flatMap((q) => this.chunker.add(q.stream, q.data));
+        if (this.exitPending && this.queue.length === 0 && pieces.length === 0) {
+          // The command has ended and this is the rest of its output, too little for an event of
+          // its own: finalize() stores it with the final event and record, in one write.
+          this.tail = data;
+          break;
+        }
         await this.ctx.store.appendOutput(this.id, this.storedBytes, data);
         this.storedBytes += size;
         this.queuedBytes -= size;
         this.ctx.queued(-size);
-        for (const q of batch) {
-          for (const piece of this.chunker.add(q.stream, q.data)) await this.storeOutputEvent(piece);
-        }
+        for (const piece of pieces) await this.storeOutputEvent(piece);
         this.notify();
         this.maybeResume();
       }
@@ -536,6 +546,8 @@ export class RunningCommand implements ShellJobSink {
       stdout: rest.stdout,
       stderr,
     };
+    const tail = this.tail;
+    this.tail = null;
     const info: BashCommandInfo = {
       ...this.snapshot(),
       status,
@@ -543,15 +555,27 @@ export class RunningCommand implements ShellJobSink {
       signal,
       timedOut: this.timedOut,
       endTime,
-      outputBytes: this.storedBytes,
+      outputBytes: this.storedBytes + (tail?.length ?? 0),
       outputTruncated: this.truncated,
       endReason,
     };
-    // Both go out together. A failure leaves the other one telling the end (and a record still
-    // "running" would be reported lost after a restart).
-    const [eventWrite] = await Promise.allSettled([this.ctx.store.appendEvent(output), this.ctx.store.saveCommand(info)]);
-    if (eventWrite.status === "fulfilled") this.ctx.published(output, eventWrite.value);
-    this.finalInfo = info;
+    // One atomic write: the final event, the final record and the last output. If it fails, the
+    // stored record still says "running", which a restart reports as lost; this process reports
+    // the end it saw.
+    let stored = false;
+    try {
+      const seq = await this.ctx.store.appendEvent(output, { command: info, ...(tail !== null ? { output: { offset: this.storedBytes, data: tail } } : {}) });
+      stored = true;
+      if (tail !== null) this.storedBytes += tail.length;
+      this.ctx.published(output, seq);
+    } catch {
+      // Nothing more to do: the end is reported from memory.
+    }
+    if (tail !== null) {
+      this.queuedBytes -= tail.length;
+      this.ctx.queued(-tail.length);
+    }
+    this.finalInfo = stored ? info : { ...info, outputBytes: this.storedBytes };
     this.ended = true;
     this.notify();
     this.resolveDone({ command: this.commandEvent, output, info });
