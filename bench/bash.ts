@@ -1,6 +1,6 @@
 /**
- * Bash benchmark (issue 5). agentd runs as a child process (`node --import tsx src/cli.ts`, so the
- * current source is measured; default settings: fsync on, 128 running commands), the client in
+ * Bash benchmark (issue 5). agentd runs as a child process as `npm start` runs it (dist/agentd.mjs,
+ * rebuilt from the current tree by bench/run.ts; default settings: fsync on, 128 running commands), the client in
  * this process over gRPC h2c. Raw figures are measured in the same run, on the same machine:
  *
  * 1. ExecuteBashCommand("echo hi"), 500 sequential calls (after 50 unmeasured), median and p99,
@@ -27,7 +27,7 @@ import { createClient, type Client } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { BashMode } from "../gen/agentd/v1/bash_pb.js";
 import { BashService } from "../gen/agentd/v1/bash_service_pb.js";
-import { median, percentile, printTable, type Row } from "./lib.js";
+import { AGENTD_ENTRY, median, percentile, printTable, type Row } from "./lib.js";
 
 type Bash = Client<typeof BashService>;
 
@@ -41,7 +41,7 @@ const FLOOD_BYTES = (() => {
 async function startAgentd(root: string): Promise<{ child: ChildProcess; url: string }> {
   const workspace = path.join(root, "workspace");
   await mkdir(workspace, { recursive: true });
-  const child = spawn(process.execPath, ["--import", "tsx", "src/cli.ts", "--port", "0", "--workspace", workspace, "--data-dir", path.join(root, "data")], {
+  const child = spawn(process.execPath, [AGENTD_ENTRY, "--port", "0", "--workspace", workspace, "--data-dir", path.join(root, "data")], {
     env: { ...process.env, LOG_LEVEL: "warn", TMPDIR: root },
     stdio: ["ignore", "pipe", "inherit"],
   });

@@ -13,8 +13,8 @@
  * extra row downloads with Node's default client settings, for comparison. Machine noise is
  * large on a shared host: compare ratios from the same run, not absolute figures across runs.
  *
- * agentd runs as a child process from source (`node --import tsx src/cli.ts`) so its RSS can be
- * sampled (every 20 ms) during each transfer; the growth over the RSS just before the transfer is
+ * agentd runs as a child process as `npm start` runs it (dist/agentd.mjs, rebuilt by bench/run.ts),
+ * so its RSS can be sampled (every 20 ms) during each transfer; the growth over the RSS just before the transfer is
  * reported (target ≤ 64 MiB). Ours and raw alternate, RUNS times each, medians reported.
  * Environment: BENCH_FILES_RUNS (default 3), BENCH_FILES_ONLY (comma-separated transfer keys,
  * e.g. "raw-down,grpc-down"), BENCH_FILES_IN_FLIGHT (default 4), BENCH_FILES_VERBOSE (print
@@ -31,7 +31,7 @@ import { createInterface } from "node:readline";
 import { createClient, type Client } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { FileService } from "../gen/agentd/v1/file_service_pb.js";
-import { median, printTable, rssMiB, startProcess, stopProcess, type Row } from "./lib.js";
+import { AGENTD_ENTRY, median, printTable, rssMiB, startProcess, stopProcess, type Row } from "./lib.js";
 
 const MiB = 1024 * 1024;
 const SIZE = 1024 * MiB;
@@ -227,7 +227,7 @@ export async function run(): Promise<void> {
     const big = path.join(workspace, "big.bin");
     await writeBigFile(big);
 
-    const ours = await startProcess(process.execPath, ["--import", "tsx", path.resolve("src/cli.ts"), "--port", "0", "--workspace", workspace]);
+    const ours = await startProcess(process.execPath, [AGENTD_ENTRY, "--port", "0", "--workspace", workspace]);
     children.push(ours.child);
     const raw = await startRaw(big, path.join(rawDir, "out.bin"));
     children.push(raw.child);

@@ -1,7 +1,7 @@
 /**
  * Gateway benchmark (issue 3): what the REST/WebSocket gateway adds over calling the same RPC
- * directly, measured in the same run against one agentd process (started from the sources with
- * tsx, so it measures this tree, not a stale dist/).
+ * directly, measured in the same run against one agentd process (run as `npm start` runs it,
+ * from dist/agentd.mjs, which bench/run.ts rebuilds from this tree first).
  *
  * 1. REST `GET /server_info` vs Connect JSON over HTTP/1.1 `ServerService/GetServerInfo`.
  * 2. A REST call that reaches a domain RPC vs the same RPC over Connect JSON: `GET /api/file/stat`
@@ -23,7 +23,7 @@ import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect
 import { WebSocket } from "ws";
 import { ConversationService } from "../gen/agentd/v1/conversation_service_pb.js";
 import { EventService } from "../gen/agentd/v1/event_service_pb.js";
-import { median, printTable, startProcess, stopProcess, type Row } from "./lib.js";
+import { AGENTD_ENTRY, median, printTable, startProcess, stopProcess, type Row } from "./lib.js";
 
 const N = 2000;
 const WARMUP = 300;
@@ -59,7 +59,7 @@ async function ok(res: Promise<Response>): Promise<void> {
 export async function run(): Promise<void> {
   const root = await mkdtemp(path.join(os.tmpdir(), "agentd-bench-gw-"));
   const workspace = path.join(root, "workspace");
-  const server = await startProcess(process.execPath, ["--import", "tsx", path.resolve("src/cli.ts"), "--port", "0", "--workspace", workspace, "--data-dir", path.join(root, "data")]);
+  const server = await startProcess(process.execPath, [AGENTD_ENTRY, "--port", "0", "--workspace", workspace, "--data-dir", path.join(root, "data")]);
   try {
     const url = server.url;
     const json = { "content-type": "application/json" };

@@ -1,6 +1,7 @@
 /** Shared measurement helpers for the benchmarks. */
 import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
+import path from "node:path";
 import { createInterface } from "node:readline";
 
 export function median(xs: readonly number[]): number {
@@ -55,6 +56,9 @@ export function rssMiB(pid: number): number {
 }
 
 /** Starts a server process that prints `{"listening": url}` on its first stdout line. */
+/** What `npm start` runs; bench/run.ts rebuilds it from the current tree before any benchmark. */
+export const AGENTD_ENTRY = path.resolve("dist/agentd.mjs");
+
 export function startProcess(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ child: ChildProcess; url: string; line: Record<string, string> }> {
   const child = spawn(cmd, args, { env: { ...process.env, LOG_LEVEL: "warn", ...env }, stdio: ["ignore", "pipe", "inherit"] });
   return new Promise((resolve, reject) => {

@@ -2,7 +2,12 @@
  * `npm run bench -- <name...>`: runs the named benchmarks (all when none is named). Each prints a
  * table: our figure, the raw-limit figure measured in the same run, and the ratio.
  */
+import { execFileSync } from "node:child_process";
+
 const ALL = ["server", "gateway", "events", "bash", "files", "agent", "browser"] as const;
+
+// Benchmarks run agentd as `npm start` does, from dist/agentd.mjs: rebuild it from this tree first.
+execFileSync(process.execPath, ["scripts/bundle.mjs"], { stdio: "inherit" });
 
 const names = process.argv.slice(2).filter((a) => a !== "--");
 const chosen = names.length > 0 ? names : [...ALL];

@@ -1,7 +1,7 @@
 /**
  * Server benchmark (issue 2): cold start to health SERVING, unary GetServerInfo round trip over
  * gRPC h2c and Connect/HTTP1.1 against bare connect-node in the same run, RSS at idle.
- * agentd runs from the built dist/ exactly as `npm start` does.
+ * agentd runs as `npm start` runs it (dist/agentd.mjs, rebuilt from the current tree by bench/run.ts).
  */
 import { spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -12,13 +12,12 @@ import { createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { ServerService } from "../gen/agentd/v1/server_service_pb.js";
 import { Health, HealthCheckResponse_ServingStatus } from "../gen/grpc/health/v1/health_pb.js";
-import { median, printTable, rssMiB, startProcess, stopProcess, timeEach, type Row } from "./lib.js";
+import { AGENTD_ENTRY, median, printTable, rssMiB, startProcess, stopProcess, timeEach, type Row } from "./lib.js";
 
-const CLI = path.resolve("dist/agentd.mjs");
 
 async function coldStartMs(workspace: string): Promise<{ ms: number; bareNodeMs: number }> {
   const t0 = performance.now();
-  const child = spawn(process.execPath, [CLI, "--port", "0", "--workspace", workspace], { env: { ...process.env, LOG_LEVEL: "warn" }, stdio: ["ignore", "pipe", "inherit"] });
+  const child = spawn(process.execPath, [AGENTD_ENTRY, "--port", "0", "--workspace", workspace], { env: { ...process.env, LOG_LEVEL: "warn" }, stdio: ["ignore", "pipe", "inherit"] });
   const url = await new Promise<string>((resolve) => createInterface({ input: child.stdout! }).once("line", (l) => resolve((JSON.parse(l) as { listening: string }).listening)));
   const health = createClient(Health, createGrpcTransport({ baseUrl: url }));
   while ((await health.check({ service: "" })).status !== HealthCheckResponse_ServingStatus.SERVING) { /* until SERVING */ }
@@ -36,7 +35,7 @@ export async function run(): Promise<void> {
     const starts = [];
     for (let i = 0; i < 10; i++) starts.push(await coldStartMs(workspace));
 
-    const ours = await startProcess(process.execPath, [CLI, "--port", "0", "--workspace", workspace]);
+    const ours = await startProcess(process.execPath, [AGENTD_ENTRY, "--port", "0", "--workspace", workspace]);
     const raw = await startProcess(process.execPath, ["--import", "tsx", path.resolve("bench/echo-server.ts")]);
     const echoUrls = { h2: raw.url, h1: raw.line.h1! };
     // Let start-up garbage settle before reading the idle RSS.
