@@ -38,6 +38,9 @@ export class ShellPool {
   private readonly returning = new Set<Promise<void>>();
   private readonly all = new Set<ShellHost>();
   private refillTimer: NodeJS.Timeout | null = null;
+  /** acquire() calls waiting for a shell to be spawned for them (see spawnSoon). */
+  private readonly spawnQueue: { resolve: (host: ShellHost) => void; reject: (err: Error) => void }[] = [];
+  private spawnTimer: NodeJS.Immediate | null = null;
   private drainTimer: NodeJS.Timeout | null = null;
   private closed = false;
   private fullWaiters: { resolve: () => void; reject: (err: Error) => void }[] = [];
@@ -90,7 +93,7 @@ export class ShellPool {
       await Promise.race([...this.returning, new Promise<void>((resolve) => this.idleWaiters.push(resolve))]);
       if (this.closed) throw new Error("the shell pool is closed");
     }
-    const host = this.starting.shift() ?? this.spawn();
+    const host = this.starting.shift() ?? (await this.spawnSoon());
     await host.ready;
     if (this.closed) {
       host.retire();
@@ -150,6 +153,9 @@ export class ShellPool {
     this.refillTimer = this.drainTimer = null;
     for (const w of this.fullWaiters.splice(0)) w.reject(new Error("the shell pool is closed"));
     for (const w of this.idleWaiters.splice(0)) w();
+    if (this.spawnTimer !== null) clearImmediate(this.spawnTimer);
+    this.spawnTimer = null;
+    for (const w of this.spawnQueue.splice(0)) w.reject(new Error("the shell pool is closed"));
     const shells = [...this.all];
     for (const host of shells) host.retire();
     await Promise.all(shells.map((h) => h.dead));
@@ -161,6 +167,31 @@ export class ShellPool {
     if (this.idle.length >= this.options.size) {
       for (const w of this.fullWaiters.splice(0)) w.resolve();
     }
+  }
+
+  /**
+   * A new shell for acquire(), spawned in a later turn of the event loop, one per turn. Spawning
+   * forks this process (milliseconds of blocked event loop each): a burst of 100 commands spawned
+   * in one go would hold back even the commands that got warm shells, and the start of every
+   * job, until the last fork. One per turn lets jobs start and output flow in between.
+   */
+  private spawnSoon(): Promise<ShellHost> {
+    return new Promise<ShellHost>((resolve, reject) => {
+      this.spawnQueue.push({ resolve, reject });
+      this.scheduleSpawn();
+    });
+  }
+
+  private scheduleSpawn(): void {
+    if (this.spawnTimer !== null) return;
+    this.spawnTimer = setImmediate(() => {
+      this.spawnTimer = null;
+      const next = this.spawnQueue.shift();
+      if (next === undefined) return;
+      if (this.closed) next.reject(new Error("the shell pool is closed"));
+      else next.resolve(this.spawn());
+      if (this.spawnQueue.length > 0) this.scheduleSpawn();
+    });
   }
 
   private spawn(): ShellHost {
