@@ -14,7 +14,7 @@
  *    (EventLog.search), over gRPC against agentd in-process on the same data directory, and raw:
  *    a classic-level iterator reading the same 101 records (the page plus the one naming the next
  *    page). The gRPC server is agentd in a child process (bench/events-server.ts) on the same
- *    directory, the client in this process, default compression (gzip above 1 KiB). CountEvents
+ *    directory, the client in this process (agentd never compresses responses). CountEvents
  *    at 1M, unfiltered and filtered by kind; raw: one get of the head key.
  * 3. Fan-out: agentd in a child process (bench/events-server.ts: the real server plus
  *    EventLog.append over IPC, fsync on), 500 gRPC WatchEvents subscribers from this process over
@@ -261,16 +261,11 @@ export async function searchAndCount(root: string): Promise<{ search: Row[]; cou
   // Over gRPC: agentd in a child process on the same directory, the client here.
   const server = await startBenchServer(dir, path.join(root, "search-ws"));
   const client = createClient(EventService, createGrpcTransport({ baseUrl: server.url }));
-  // The same calls from a client that does not accept gzip (pages of 100 are ~12 KB: above the
-  // server's 1 KiB compression threshold).
-  const plainClient = createClient(EventService, createGrpcTransport({ baseUrl: server.url, acceptCompression: [] }));
   const rpc = new Map<string, number>();
-  const rpcPlain = new Map<string, number>();
   for (const p of positions) {
     for (const where of WHERE) {
       const q = where === "start" ? {} : where === "middle" ? { pageToken: p.middleToken } : { sortOrder: EventSortOrder.TIMESTAMP_DESC };
       rpc.set(`${p.size}/${where}`, median(await timeEach(RUNS, 20, () => client.searchEvents({ conversationId: p.conv, pageSize: 100, ...q }))));
-      rpcPlain.set(`${p.size}/${where}`, median(await timeEach(RUNS, 20, () => plainClient.searchEvents({ conversationId: p.conv, pageSize: 100, ...q }))));
     }
   }
   const rpcCount = median(await timeEach(RUNS, 20, () => client.countEvents({ conversationId: big.conv })));
@@ -283,7 +278,6 @@ export async function searchAndCount(root: string): Promise<{ search: Row[]; cou
     for (const where of WHERE) {
       const k = `${p.size}/${where}`;
       search.push({ what: `SearchEvents 100 @ ${label(p.size)}, ${where}, gRPC (median)`, ours: rpc.get(k)!, raw: raw.get(k)!, unit: "ms", better: "lower", target: "≤ 3 ms" });
-      search.push({ what: `  same, gRPC without gzip (median)`, ours: rpcPlain.get(k)!, raw: raw.get(k)!, unit: "ms", better: "lower", target: "≤ 3 ms" });
       search.push({ what: `  same, domain EventLog.search (median)`, ours: domain.get(k)!, raw: raw.get(k)!, unit: "ms", better: "lower", target: "≤ 3 ms" });
     }
   }

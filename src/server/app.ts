@@ -101,6 +101,10 @@ export class AgentdApp {
       interceptors,
       readMaxBytes: this.config.maxMessageBytes,
       writeMaxBytes: this.config.maxMessageBytes,
+      // Responses are never compressed (compressed requests are accepted): agentd's clients sit on
+      // loopback or a LAN, where gzip only costs time — about a millisecond per 100-event page,
+      // and it would cap a file transfer at one core's gzip speed.
+      compressMinBytes: Number.MAX_SAFE_INTEGER,
       fallback: (req, res) => this.#plainHttp(req, res, modules),
     });
     const handler = (req: AnyRequest, res: AnyResponse) => {

@@ -173,12 +173,7 @@ async function buildOnStore(app: AgentdApp, store: Store): Promise<Modules> {
     registered(ConversationService, createConversationService({ conversations })),
     registered(EventService, eventService),
     registered(BashService, bashService),
-    {
-      desc: FileService,
-      // File bytes are mostly incompressible and gzip would cap a transfer at one core's gzip
-      // speed: FileService never compresses responses (compressed requests are still accepted).
-      register: (router) => router.service(FileService, fileService, { compressMinBytes: Number.MAX_SAFE_INTEGER }),
-    },
+    registered(FileService, fileService),
   ];
   // REST/WebSocket gateway over the same router (src/gateway/gateway.ts).
   const gateway = createGateway({

@@ -12,7 +12,7 @@ import { Code, createClient } from "@connectrpc/connect";
 import { compressionGzip, createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FileChangeKind, FileType } from "../../gen/agentd/v1/file_pb.js";
-import { DownloadFileRequestSchema, FileService, type WatchDirectoryResponse } from "../../gen/agentd/v1/file_service_pb.js";
+import { DownloadFileRequestSchema, FileService, ListFilesRequestSchema, type WatchDirectoryResponse } from "../../gen/agentd/v1/file_service_pb.js";
 import { client, type TransportKind } from "../helpers/clients.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
 import { collect, failure, uploadTemps } from "./file-test-kit.js";
@@ -230,17 +230,16 @@ describe.each<TransportKind>(["connect-json-h1", "grpc"])("FileService over %s",
 });
 
 describe("compression", () => {
-  /** The flags byte of every gRPC envelope of a DownloadFile response to a gzip-accepting client. */
-  async function downloadEnvelopeFlags(p: string): Promise<number[]> {
+  /** The flags byte of every gRPC envelope of a response to a gzip-accepting client. */
+  async function responseEnvelopeFlags(method: string, body: Uint8Array): Promise<number[]> {
     const session = http2.connect(server.url);
     try {
-      const body = toBinary(DownloadFileRequestSchema, create(DownloadFileRequestSchema, { path: p }));
       const frame = Buffer.alloc(5 + body.length);
       frame.writeUInt32BE(body.length, 1);
       frame.set(body, 5);
       const stream = session.request({
         ":method": "POST",
-        ":path": "/agentd.v1.FileService/DownloadFile",
+        ":path": `/agentd.v1.FileService/${method}`,
         "content-type": "application/grpc",
         te: "trailers",
         "grpc-accept-encoding": "gzip",
@@ -256,6 +255,7 @@ describe("compression", () => {
       session.close();
     }
   }
+  const downloadEnvelopeFlags = (p: string) => responseEnvelopeFlags("DownloadFile", toBinary(DownloadFileRequestSchema, create(DownloadFileRequestSchema, { path: p })));
 
   it("never compresses file bytes in responses, but accepts gzip-compressed requests", async () => {
     const files = createClient(FileService, createGrpcTransport({ baseUrl: server.url, sendCompression: compressionGzip }));
@@ -265,6 +265,12 @@ describe("compression", () => {
     const flags = await downloadEnvelopeFlags("gz/text.txt");
     expect(flags.length).toBe(3); // 2 600 000 bytes in 1 MiB chunks
     expect(flags.every((f) => (f & 1) === 0)).toBe(true);
+  });
+
+  it("answers every RPC uncompressed, also large compressible ones (a unary listing here)", async () => {
+    for (let i = 0; i < 200; i++) await writeFile(path.join(server.workspace, `listing-${String(i).padStart(3, "0")}.txt`), "x");
+    const flags = await responseEnvelopeFlags("ListFiles", toBinary(ListFilesRequestSchema, create(ListFilesRequestSchema, { path: "." })));
+    expect(flags).toEqual([0]);
   });
 });
 
