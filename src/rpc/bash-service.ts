@@ -57,6 +57,7 @@ import type {
   BashSignal,
 } from "../domain/bash/index.js";
 import { AgentdError } from "../errors.js";
+import { KEEPALIVE_DUE, withKeepAlives } from "./keep-alives.js";
 
 /** Default silence after which the watch streams send a keepalive (the contract says 15 s). */
 export const DEFAULT_BASH_KEEPALIVE_MS = 15_000;
@@ -287,7 +288,7 @@ export function createBashService(deps: BashServiceDeps): Impl {
         });
         const source = eventsFrom(bash, afterSeq, wake, signal);
         for await (const item of withKeepAlives(source, keepAliveMs, signal)) {
-          if (item === LIVE || item === TICK) yield keepAlive();
+          if (item === LIVE || item === KEEPALIVE_DUE) yield keepAlive();
           else yield { item: { case: "event", value: bashEventToProto(item) } };
         }
       } finally {
@@ -305,7 +306,7 @@ export function createBashService(deps: BashServiceDeps): Impl {
       const items = bash.watch(commandId, { offset, signal })[Symbol.asyncIterator]();
       try {
         for await (const item of withKeepAlives(items, keepAliveMs, signal)) {
-          if (item === TICK) yield { item: { case: "keepalive", value: commandInfoToProto(await bash.get(commandId)) } } satisfies WatchCommandItem;
+          if (item === KEEPALIVE_DUE) yield { item: { case: "keepalive", value: commandInfoToProto(await bash.get(commandId)) } } satisfies WatchCommandItem;
           else if (item.type === "output") yield { item: { case: "output", value: { offset: BigInt(item.offset), data: item.data } } };
           else yield { item: { case: "exit", value: commandInfoToProto(item.info) } };
         }
@@ -415,62 +416,3 @@ async function* eventsFrom(bash: BashManager, afterSeq: number, wake: Wakeup, si
   }
 }
 
-/** A keepalive is due. */
-const TICK = Symbol("keepalive");
-
-/**
- * Items of `source`, with TICK inserted whenever `intervalMs` pass without an item while the
- * consumer waits. At most one `next()` of the source is outstanding, so a slow consumer holds the
- * source back. Ends (quietly) when `signal` aborts.
- */
-async function* withKeepAlives<T>(source: AsyncIterator<T>, intervalMs: number, signal: AbortSignal): AsyncGenerator<T | typeof TICK> {
-  let lastSent = performance.now();
-  let wake: ((t: typeof TICK) => void) | undefined;
-  let timer: NodeJS.Timeout | undefined;
-  const arm = (delay: number): void => {
-    timer = setTimeout(() => {
-      const silent = performance.now() - lastSent;
-      if (silent >= intervalMs && wake !== undefined) {
-        wake(TICK);
-        wake = undefined;
-        arm(intervalMs);
-      } else {
-        arm(silent >= intervalMs ? intervalMs : intervalMs - silent);
-      }
-    }, Math.max(1, delay));
-  };
-  arm(intervalMs);
-  let pending: Promise<IteratorResult<T>> | undefined;
-  const aborted = new Promise<typeof TICK>((resolve) => {
-    if (signal.aborted) resolve(TICK);
-    else signal.addEventListener("abort", () => resolve(TICK), { once: true });
-  });
-  try {
-    for (;;) {
-      if (signal.aborted) return;
-      const next = (pending ??= source.next());
-      const r = await Promise.race([
-        new Promise<IteratorResult<T> | typeof TICK>((resolve, reject) => {
-          wake = resolve;
-          next.then(resolve, reject);
-        }),
-        aborted,
-      ]);
-      wake = undefined;
-      if (signal.aborted) return;
-      if (r === TICK) {
-        yield TICK;
-        lastSent = performance.now();
-        continue;
-      }
-      pending = undefined;
-      if (r.done === true) return;
-      lastSent = performance.now();
-      yield r.value;
-    }
-  } finally {
-    clearTimeout(timer);
-    // A source next() still pending settles on its own once the source sees the abort.
-    pending?.catch(() => {});
-  }
-}

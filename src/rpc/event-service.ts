@@ -33,6 +33,7 @@ import type { ExecutionStatus } from "../../gen/agentd/v1/conversation_pb.js";
 import type { EventFilter, EventLog } from "../domain/events/event-log.js";
 import { MAX_PAGE_SIZE } from "../domain/events/event-log.js";
 import { AgentdError } from "../errors.js";
+import { KEEPALIVE_DUE, withKeepAlives } from "./keep-alives.js";
 
 /** Default silence after which WatchEvents sends a keepalive (the contract says 15 s). */
 export const DEFAULT_KEEPALIVE_INTERVAL_MS = 15_000;
@@ -194,9 +195,9 @@ export function createEventService(deps: EventServiceDeps): Impl {
       });
       const binary = binaryWire(ctx);
       try {
-        for await (const item of withKeepAlives(events, keepAliveMs, keepAlive)) {
+        for await (const item of withKeepAlives(events, keepAliveMs, signal)) {
           try {
-            if (isKeepAlive(item)) yield { item };
+            if (item === KEEPALIVE_DUE) yield { item: await keepAlive() };
             else if (binary) yield preEncoded(item);
             else yield { item: { case: "event", value: item } };
           } catch (err) {
@@ -243,58 +244,4 @@ function binaryWire(ctx: HandlerContext): boolean {
   return !/json/i.test(ctx.requestHeader.get("content-type") ?? "");
 }
 
-const KEEPALIVE = Symbol("keepalive");
-type Tick = typeof KEEPALIVE;
 
-function isKeepAlive(item: Event | WatchEventsResponse["item"]): item is WatchEventsResponse["item"] {
-  return (item as { case?: unknown }).case === "keepalive";
-}
-
-/**
- * Items of `source`, with `keepAlive()` items inserted whenever `intervalMs` pass without an item
- * while the consumer is waiting. At most one `next()` of the source is outstanding, so a slow
- * consumer still holds the source back (the log's bounded queue, not this function, decides when
- * a consumer has fallen too far behind). One timer serves the whole stream, re-armed for the
- * remaining silence, so an item costs no timer work and leaves no reaction behind.
- */
-async function* withKeepAlives<T, K>(source: AsyncIterator<T>, intervalMs: number, keepAlive: () => Promise<K>): AsyncGenerator<T | K> {
-  let lastSent = performance.now();
-  let wake: ((t: Tick) => void) | undefined;
-  let timer: NodeJS.Timeout | undefined;
-  const arm = (delay: number): void => {
-    timer = setTimeout(() => {
-      const silent = performance.now() - lastSent;
-      if (silent >= intervalMs && wake !== undefined) {
-        wake(KEEPALIVE);
-        wake = undefined;
-        arm(intervalMs);
-      } else {
-        arm(silent >= intervalMs ? intervalMs : intervalMs - silent);
-      }
-    }, Math.max(1, delay));
-  };
-  arm(intervalMs);
-  let pending: Promise<IteratorResult<T>> | undefined;
-  try {
-    for (;;) {
-      const next = (pending ??= source.next());
-      const r = await new Promise<IteratorResult<T> | Tick>((resolve, reject) => {
-        wake = resolve;
-        next.then(resolve, reject);
-      });
-      wake = undefined;
-      if (r === KEEPALIVE) {
-        const k = await keepAlive();
-        lastSent = performance.now();
-        yield k;
-        continue;
-      }
-      pending = undefined;
-      if (r.done === true) return;
-      lastSent = performance.now();
-      yield r.value;
-    }
-  } finally {
-    clearTimeout(timer);
-  }
-}
