@@ -27,7 +27,7 @@ import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { EventSchema, EventSource } from "../../gen/agentd/v1/event_pb.js";
 import type { Event } from "../../gen/agentd/v1/event_pb.js";
-import { EventKeepAliveSchema, EventSortOrder, WatchEventsResponseSchema } from "../../gen/agentd/v1/event_service_pb.js";
+import { EventKeepAliveSchema, EventSortOrder, SearchEventsResponseSchema, WatchEventsResponseSchema } from "../../gen/agentd/v1/event_service_pb.js";
 import type { EventFilter as ProtoEventFilter, EventService, WatchEventsResponse } from "../../gen/agentd/v1/event_service_pb.js";
 import type { ExecutionStatus } from "../../gen/agentd/v1/conversation_pb.js";
 import type { EventFilter, EventLog } from "../domain/events/event-log.js";
@@ -136,12 +136,21 @@ export function createEventService(deps: EventServiceDeps): Impl {
   const log = deps.events;
   const keepAliveMs = deps.keepAliveIntervalMs ?? DEFAULT_KEEPALIVE_INTERVAL_MS;
   return {
-    async searchEvents(req) {
+    async searchEvents(req, ctx) {
       const limit = pageSizeOf(req.pageSize);
       const order = orderOf(req.sortOrder);
       const filter = filterOf(req.filter);
-      const page = await log.search(conversationIdOf(req.conversationId), { ...filter, order, limit, pageToken: req.pageToken });
-      return { items: page.items, nextPageToken: page.nextPageToken };
+      const query = { ...filter, order, limit, pageToken: req.pageToken };
+      if (!binaryWire(ctx)) {
+        const page = await log.search(conversationIdOf(req.conversationId), query);
+        return { items: page.items, nextPageToken: page.nextPageToken };
+      }
+      // Binary clients get the stored bytes as they are, as unknown fields that are on the wire
+      // exactly what the items would be (see preEncoded).
+      const page = await log.searchEncoded(conversationIdOf(req.conversationId), query);
+      const res = create(SearchEventsResponseSchema, { nextPageToken: page.nextPageToken });
+      res.$unknown = page.items.map((bytes) => ({ no: SEARCH_ITEMS_FIELD, wireType: WireType.LengthDelimited, data: new BinaryWriter().bytes(bytes).finish() }));
+      return res;
     },
 
     async countEvents(req) {
@@ -226,6 +235,8 @@ export function createEventService(deps: EventServiceDeps): Impl {
  * calls get the plain message.
  */
 const encodedEvents = new WeakMap<Event, Uint8Array>();
+
+const SEARCH_ITEMS_FIELD = SearchEventsResponseSchema.field.items!.number;
 
 function preEncoded(event: Event): WatchEventsResponse {
   let bytes = encodedEvents.get(event);

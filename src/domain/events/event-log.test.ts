@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { create } from "@bufbuild/protobuf";
+import { create, fromBinary } from "@bufbuild/protobuf";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { AgentdError } from "../../errors.js";
 import { EventSchema, EventSource } from "../../../gen/agentd/v1/event_pb.js";
@@ -157,6 +157,19 @@ describe("EventLog", () => {
     const got = await log.batchGet("conv", [all[3]!.id, "unknown", all[0]!.id]);
     expect(got.map((e) => (e === null ? null : Number(e.seq)))).toEqual([4, null, 1]);
     expect((await rejection(log.batchGet("conv", Array.from({ length: 101 }, (_, i) => `e${i}`)))).code).toBe("invalid_argument");
+  });
+
+  it("serves pages as stored bytes that decode to exactly the events search() returns", async () => {
+    let clock = 2_000_000;
+    log = new EventLog(store.events, { now: () => (clock += 7) });
+    for (let i = 0; i < 12; i++) await log.append("conv", [message(i % 3 === 0 ? `needle ${i}` : `hay ${i}`), action(`t${i}`), observation(`t${i}`)]);
+    for (const query of [{}, { order: "desc" as const, limit: 5 }, { kind: "ActionEvent" }, { body: "needle" }, { timestampGteMs: 2_000_030, limit: 4 }]) {
+      const plain = await log.search("conv", query);
+      const encoded = await log.searchEncoded("conv", query);
+      expect(encoded.nextPageToken).toBe(plain.nextPageToken);
+      expect(encoded.items.map((b) => fromBinary(EventSchema, b))).toEqual(plain.items);
+      expect(plain.items.length).toBeGreaterThan(0);
+    }
   });
 
   it("enforces limit bounds and refuses page tokens used with other filters", async () => {

