@@ -7,7 +7,8 @@
  *    against a raw `child_process.spawn('bash', ['-c', 'echo hi'])` from this process, read to
  *    its end — interleaved one by one so machine load hits both alike. Warm shells make ours a
  *    fork inside a running bash plus one round trip; the raw spawn pays a fork of node and a
- *    bash start-up.
+ *    bash start-up. For context, a GetServerInfo on the same connection, interleaved too: what
+ *    any RPC costs here.
  * 2. 100 concurrent ExecuteBashCommand("sleep 1; echo done"): total wall time from the first call
  *    to the last answer, and errors (an answer other than exit 0 with "done\n" counts as one).
  *    Raw: the ideal, 1 s.
@@ -27,6 +28,7 @@ import { createClient, type Client } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { BashMode } from "../gen/agentd/v1/bash_pb.js";
 import { BashService } from "../gen/agentd/v1/bash_service_pb.js";
+import { ServerService } from "../gen/agentd/v1/server_service_pb.js";
 import { AGENTD_ENTRY, median, percentile, printTable, type Row } from "./lib.js";
 
 type Bash = Client<typeof BashService>;
@@ -82,15 +84,19 @@ async function watchToEnd(c: Bash, commandId: string): Promise<number> {
   return bytes;
 }
 
-async function echoLatency(c: Bash): Promise<{ ours: number[]; raw: number[] }> {
+async function echoLatency(c: Bash, server: Client<typeof ServerService>): Promise<{ ours: number[]; raw: number[]; rpcFloor: number[] }> {
   for (let i = 0; i < 50; i++) {
     await c.executeBashCommand({ spec: { command: "echo hi" } });
     await rawBash("echo hi");
   }
   const ours: number[] = [];
   const raw: number[] = [];
+  const rpcFloor: number[] = [];
   for (let i = 0; i < 500; i++) {
     let t = performance.now();
+    await server.getServerInfo({});
+    rpcFloor.push(performance.now() - t);
+    t = performance.now();
     const r = await c.executeBashCommand({ spec: { command: "echo hi" } });
     ours.push(performance.now() - t);
     if (r.output?.stdout !== "hi\n") throw new Error(`unexpected output ${JSON.stringify(r.output?.stdout)}`);
@@ -98,7 +104,7 @@ async function echoLatency(c: Bash): Promise<{ ours: number[]; raw: number[] }> 
     await rawBash("echo hi");
     raw.push(performance.now() - t);
   }
-  return { ours, raw };
+  return { ours, raw, rpcFloor };
 }
 
 async function concurrentSleeps(c: Bash): Promise<{ wallMs: number; errors: number }> {
@@ -133,8 +139,9 @@ export async function run(): Promise<void> {
   const root = await mkdtemp(path.join(os.tmpdir(), "agentd-bench-bash-"));
   const { child, url } = await startAgentd(root);
   try {
-    const c = createClient(BashService, createGrpcTransport({ baseUrl: url }));
-    const echo = await echoLatency(c);
+    const transport = createGrpcTransport({ baseUrl: url });
+    const c = createClient(BashService, transport);
+    const echo = await echoLatency(c, createClient(ServerService, transport));
     const sleeps = await concurrentSleeps(c);
     const best = async (f: () => Promise<number>) => Math.min(await f(), await f());
     const pty = await best(() => floodMs(c, BashMode.PTY));
@@ -146,6 +153,7 @@ export async function run(): Promise<void> {
     const rows: Row[] = [
       { what: 'ExecuteBashCommand("echo hi") gRPC, median of 500 (raw: spawn bash -c)', ours: median(echo.ours), raw: median(echo.raw), unit: "ms", better: "lower", target: "ratio ≤ 0.8, ≤ 2.5 ms" },
       { what: "… p99", ours: percentile(echo.ours, 99), raw: percentile(echo.raw, 99), unit: "ms", better: "lower", target: "—" },
+      { what: "context: GetServerInfo on the same connection, median (the RPC stack's floor; raw: spawn)", ours: median(echo.rpcFloor), raw: median(echo.raw), unit: "ms", better: "lower", target: "—" },
       { what: `100 concurrent "sleep 1; echo done", wall (${sleeps.errors} errors; raw: ideal)`, ours: sleeps.wallMs, raw: 1000, unit: "ms", better: "lower", target: "≤ 1600 ms, 0 errors" },
       { what: `${FLOOD} watched from byte 0, PTY (raw: > /dev/null)`, ours: mbps(pty), raw: mbps(devnull), unit: "MB/s", better: "higher", target: "≥ 0.5×" },
       { what: `… pipe mode (raw: > /dev/null)`, ours: mbps(pipe), raw: mbps(devnull), unit: "MB/s", better: "higher", target: "≥ 0.5×" },
