@@ -27,6 +27,27 @@ export async function timeEach(n: number, warmup: number, fn: () => Promise<unkn
   return out;
 }
 
+/**
+ * Times `ours` and `raw` alternately, one call each per round (after `warmup` rounds), so machine
+ * load drifting during the run hits both alike. Returns the durations of each, in ms.
+ */
+export async function timeInterleaved(n: number, warmup: number, ours: () => Promise<unknown>, raw: () => Promise<unknown>): Promise<{ ours: number[]; raw: number[] }> {
+  for (let i = 0; i < warmup; i++) {
+    await ours();
+    await raw();
+  }
+  const out = { ours: [] as number[], raw: [] as number[] };
+  for (let i = 0; i < n; i++) {
+    let t = performance.now();
+    await ours();
+    out.ours.push(performance.now() - t);
+    t = performance.now();
+    await raw();
+    out.raw.push(performance.now() - t);
+  }
+  return out;
+}
+
 export interface Row {
   what: string;
   ours: number;
