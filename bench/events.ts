@@ -27,6 +27,8 @@
  *    Server RSS is sampled every 500 ms; server and subscriber CPU come from /proc and
  *    process.cpuUsage(). A second, lighter run (50 subscribers, 100 appends/s) characterises the
  *    latency below saturation.
+ *
+ * Environment: BENCH_EVENTS_ONLY (comma-separated subset of append, search, fanout).
  */
 import { fork, type ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
@@ -46,6 +48,9 @@ import { EventLog } from "../src/domain/events/event-log.js";
 import { encodeInt } from "../src/storage/keys.js";
 import { openStore } from "../src/storage/open-store.js";
 import { median, percentile, printTable, rssMiB, timeEach, type Row } from "./lib.js";
+
+/** BENCH_EVENTS_ONLY: comma-separated parts to run (append, search, fanout); default all. */
+const ONLY = process.env.BENCH_EVENTS_ONLY?.split(",").filter((p) => p !== "");
 
 // ---- events -------------------------------------------------------------------------------------
 
@@ -494,13 +499,18 @@ const CLOCK_TICKS = 100;
 export async function run(): Promise<void> {
   const root = await mkdtemp(path.join(os.tmpdir(), "agentd-bench-events-"));
   try {
-    console.log("Durability: ours and raw both fsync every write batch (LevelDB `sync: true`).");
-    printTable(await appendThroughput(root));
-    const { search, count } = await searchAndCount(root);
-    console.log();
-    printTable(search);
-    console.log();
-    printTable(count);
+    if (ONLY === undefined || ONLY.includes("append")) {
+      console.log("Durability: ours and raw both fsync every write batch (LevelDB `sync: true`).");
+      printTable(await appendThroughput(root));
+    }
+    if (ONLY === undefined || ONLY.includes("search")) {
+      const { search, count } = await searchAndCount(root);
+      console.log();
+      printTable(search);
+      console.log();
+      printTable(count);
+    }
+    if (ONLY !== undefined && !ONLY.includes("fanout")) return;
     console.log();
     printTable(await fanOut(root, 500, 1000, 10));
     console.log();

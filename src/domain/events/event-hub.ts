@@ -100,9 +100,20 @@ export class Subscriber {
   }
 }
 
-/** The subscribers of every conversation. */
+/** Conversations whose recent events are kept for re-attaching watchers (least recently published goes first). */
+const RECENT_CONVERSATIONS = 8;
+
+/**
+ * The subscribers of every conversation, and the most recent stored events of the few
+ * conversations published to last: a watcher that re-attaches (after falling behind, or a
+ * reconnect) replays from these shared objects — already encoded for the wire once — instead of
+ * reading and decoding its own copies from storage. Under a burst of resumes that is the
+ * difference between one copy of the recent events and one per watcher.
+ */
 export class EventHub {
   private readonly subscribers = new Map<string, Set<Subscriber>>();
+  /** Per conversation: stored events with contiguous seqs, oldest first (up to 2 × queueLimit between trims). */
+  private readonly recent = new Map<string, Event[]>();
 
   /** @param queueLimit events a subscriber may have unread before it is ended (≥ 1). */
   constructor(private readonly queueLimit: number) {
@@ -128,6 +139,7 @@ export class EventHub {
   /** Delivers events, in order, to every subscriber of the conversation. Never blocks. */
   publish(conversationId: string, events: readonly Event[]): void {
     const set = this.subscribers.get(conversationId);
+    if (set !== undefined || this.recent.has(conversationId)) this.remember(conversationId, events);
     if (set === undefined) return;
     for (const s of [...set]) for (const e of events) s.push(e);
   }
@@ -137,9 +149,42 @@ export class EventHub {
     return this.subscribers.get(conversationId)?.size ?? 0;
   }
 
+  /**
+   * The kept events with seq ≥ `fromSeq`, when the kept window reaches back to `fromSeq` (an empty
+   * list when `fromSeq` is just past the newest); undefined when it does not (read storage).
+   * Events stored but not yet published are not in it: a watcher subscribed first gets them live.
+   */
+  recentFrom(conversationId: string, fromSeq: number): Event[] | undefined {
+    const w = this.recent.get(conversationId);
+    if (w === undefined || w.length === 0) return undefined;
+    const first = Number(w[0]!.seq);
+    const last = Number(w[w.length - 1]!.seq);
+    if (fromSeq < first || fromSeq > last + 1) return undefined;
+    return w.slice(fromSeq - first);
+  }
+
   /** Ends every subscriber of a conversation with `error` (e.g. when it is deleted). */
   end(conversationId: string, error: AgentdError): void {
+    this.recent.delete(conversationId);
     for (const s of [...(this.subscribers.get(conversationId) ?? [])]) s.end(error);
+  }
+
+  private remember(conversationId: string, events: readonly Event[]): void {
+    let w = this.recent.get(conversationId) ?? [];
+    this.recent.delete(conversationId); // re-inserted below as the most recent
+    for (const e of events) {
+      const seq = Number(e.seq);
+      if (seq === 0) continue; // transient: never replayed
+      // Appends publish in seq order; anything else starts the window afresh, so it stays contiguous.
+      if (w.length > 0 && Number(w[w.length - 1]!.seq) + 1 !== seq) w = [];
+      w.push(e);
+    }
+    if (w.length > 2 * this.queueLimit) w = w.slice(w.length - this.queueLimit);
+    this.recent.set(conversationId, w);
+    for (const id of this.recent.keys()) {
+      if (this.recent.size <= RECENT_CONVERSATIONS) break;
+      this.recent.delete(id);
+    }
   }
 
   /** Ends every subscriber (server shutdown). */

@@ -371,10 +371,20 @@ export class EventLog {
       } else {
         if (!(await this.store.exists(conversationId))) throw notFound(conversationId);
         if (options.first !== undefined) yield await options.first();
-        for await (const r of this.store.scan(conversationId, { fromSeq: last + 1, chunk: 256 })) {
-          if (signal?.aborted === true) return;
-          yield this.decode(conversationId, r);
-          last = r.seq;
+        const kept = this.hub.recentFrom(conversationId, last + 1);
+        if (kept !== undefined) {
+          // Shared with the live watchers (see EventHub): no storage read, no private copy.
+          for (const e of kept) {
+            if (signal?.aborted === true) return;
+            yield e;
+            last = Number(e.seq);
+          }
+        } else {
+          for await (const r of this.store.scan(conversationId, { fromSeq: last + 1, chunk: 256 })) {
+            if (signal?.aborted === true) return;
+            yield this.decode(conversationId, r);
+            last = r.seq;
+          }
         }
       }
       for (;;) {
