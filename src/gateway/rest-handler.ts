@@ -16,7 +16,7 @@
  *   in chunks, so memory stays constant whatever the file size;
  * - an explicit `limit` below 1 is refused with 422 (proto3 cannot tell 0 from "not given", and 0
  *   means "default" on the RPC);
- * - event search pages are rendered with exclude_none, as OpenHands does (EXCLUDE_NONE below).
+ * - routes marked `rest_exclude_none` (event search pages, as in OpenHands) leave out nulls.
  * Errors: `{"detail": "<message>"}` with the status of the error table (rpc-errors.ts).
  */
 import { create, type DescField, type DescMessage, type DescMethod, type JsonValue } from "@bufbuild/protobuf";
@@ -31,9 +31,6 @@ import type { InProcessCaller } from "./caller.js";
 import type { RestRoute, RestRouteTable } from "./rest-routes.js";
 import { GatewayHttpError, hasCode, restErrorOf } from "./rpc-errors.js";
 import { Code } from "@connectrpc/connect";
-
-/** Routes whose JSON leaves out nulls (OpenHands serialises event search pages with exclude_none). */
-const EXCLUDE_NONE: ReadonlySet<string> = new Set(["agentd.v1.EventService.SearchEvents"]);
 
 /** Chunk size of streamed uploads (at most half the message limit). */
 const UPLOAD_CHUNK_BYTES = 1024 * 1024;
@@ -115,7 +112,7 @@ export class RestHandler {
   }
 
   #sendResult(route: RestRoute, out: Fields, res: AnyResponse, extensions: boolean): void {
-    const excludeNone = EXCLUDE_NONE.has(route.id);
+    const excludeNone = route.excludeNone;
     let status = 200;
     if (route.createdField !== undefined && out[route.createdField.localName] === true) status = 201;
     const json: JsonValue =

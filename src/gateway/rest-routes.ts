@@ -23,7 +23,7 @@
 import { getOption, hasOption, ScalarType, type DescField, type DescMessage, type DescMethod, type DescService } from "@bufbuild/protobuf";
 import { http as httpRule } from "../../gen/google/api/annotations_pb.js";
 import type { HttpRule } from "../../gen/google/api/http_pb.js";
-import { created_field as createdFieldOpt } from "../../gen/agentd/v1/options_pb.js";
+import { created_field as createdFieldOpt, rest_exclude_none as restExcludeNoneOpt } from "../../gen/agentd/v1/options_pb.js";
 import { planOf, restNameOf, wktKindOf } from "../codec/plan.js";
 
 export type HttpMethod = "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
@@ -59,6 +59,8 @@ export interface RestRoute {
   queryDoc: QueryBinding[];
   /** The bool response field that turns 200 into 201 (`created_field`). */
   createdField: DescField | undefined;
+  /** The JSON answer leaves out null fields (`rest_exclude_none`). */
+  excludeNone: boolean;
   /** For GET batch routes: the repeated field a JSON array body fills. */
   getBodyArrayField: DescField | undefined;
   /** Server-streaming RPC whose response_body is a bytes field: a raw download. */
@@ -275,6 +277,7 @@ function buildRoute(service: DescService, method: DescMethod, rule: HttpRule): R
     query,
     queryDoc,
     createdField,
+    excludeNone: getOption(method, restExcludeNoneOpt),
     getBodyArrayField,
     download,
     rawBody,
