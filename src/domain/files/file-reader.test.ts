@@ -1,38 +1,25 @@
 import { createHash } from "node:crypto";
-import { mkdir, mkdtemp, open, readdir, realpath, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir, open, readdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { AgentdError } from "../../errors.js";
 import { DEFAULT_READ_CHUNK_SIZE } from "./file-reader.js";
-import { WorkspaceFiles } from "./workspace-files.js";
+import type { WorkspaceFiles } from "./workspace-files.js";
+import { closeTestWorkspace, failure, openTestWorkspace, type TestWorkspace } from "../../../test/helpers/workspace-files.js";
 
 const MiB = 1024 * 1024;
 
-let base: string;
 let ws: string;
 let files: WorkspaceFiles;
 
+let t: TestWorkspace;
+
 beforeEach(async () => {
-  base = await realpath(await mkdtemp(join(tmpdir(), "agentd-files-read-")));
-  ws = join(base, "ws");
-  await mkdir(ws);
-  files = new WorkspaceFiles({ roots: [ws], defaultWorkingDir: ws, uploadIdleTimeoutMs: 60_000 });
+  t = await openTestWorkspace("read");
+  ({ ws, files } = t);
 });
 
-afterEach(async () => {
-  await files.close();
-  await rm(base, { recursive: true, force: true });
-});
-
-async function failure(p: Promise<unknown>): Promise<AgentdError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!(err instanceof AgentdError)) throw new Error(`expected an AgentdError, got ${String(err)}`);
-  return err;
-}
+afterEach(() => closeTestWorkspace(t));
 
 async function openFds(): Promise<number> {
   return (await readdir("/proc/self/fd")).length;

@@ -1,11 +1,10 @@
 import { createHash, randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { chmod, mkdir, mkdtemp, open, readdir, readFile, realpath, rm, stat, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { chmod, open, readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { AgentdError } from "../../errors.js";
 import { WorkspaceFiles } from "./workspace-files.js";
+import { closeTestWorkspace, failure, openTestWorkspace, type TestWorkspace } from "../../../test/helpers/workspace-files.js";
 
 const MiB = 1024 * 1024;
 
@@ -14,27 +13,15 @@ let ws: string;
 let now: number;
 let files: WorkspaceFiles;
 
+let t: TestWorkspace;
+
 beforeEach(async () => {
-  base = await realpath(await mkdtemp(join(tmpdir(), "agentd-files-upload-")));
-  ws = join(base, "ws");
-  await mkdir(ws);
   now = 1_000_000;
-  files = new WorkspaceFiles({ roots: [ws], defaultWorkingDir: ws, uploadIdleTimeoutMs: 30_000, clock: () => now });
+  t = await openTestWorkspace("upload", () => ({ uploadIdleTimeoutMs: 30_000, clock: () => now }));
+  ({ base, ws, files } = t);
 });
 
-afterEach(async () => {
-  await files.close();
-  await rm(base, { recursive: true, force: true });
-});
-
-async function failure(p: Promise<unknown>): Promise<AgentdError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!(err instanceof AgentdError)) throw new Error(`expected an AgentdError, got ${String(err)}`);
-  return err;
-}
+afterEach(() => closeTestWorkspace(t));
 
 /** Names in `dir` that are upload temp files. */
 async function temps(dir: string): Promise<string[]> {

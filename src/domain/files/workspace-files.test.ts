@@ -1,35 +1,21 @@
-import { chmod, mkdir, mkdtemp, readFile, readdir, realpath, rm, stat, symlink, utimes, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readFile, readdir, rm, stat, symlink, utimes, writeFile } from "node:fs/promises";
 import { createServer, type Server } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { AgentdError } from "../../errors.js";
-import { WorkspaceFiles } from "./workspace-files.js";
+import type { WorkspaceFiles } from "./workspace-files.js";
+import { closeTestWorkspace, failure, openTestWorkspace, type TestWorkspace } from "../../../test/helpers/workspace-files.js";
 
-let base: string;
 let ws: string;
 let files: WorkspaceFiles;
 
+let t: TestWorkspace;
+
 beforeEach(async () => {
-  base = await realpath(await mkdtemp(join(tmpdir(), "agentd-files-ops-")));
-  ws = join(base, "ws");
-  await mkdir(ws);
-  files = new WorkspaceFiles({ roots: [ws], defaultWorkingDir: ws, uploadIdleTimeoutMs: 60_000 });
+  t = await openTestWorkspace("ops");
+  ({ ws, files } = t);
 });
 
-afterEach(async () => {
-  await files.close();
-  await rm(base, { recursive: true, force: true });
-});
-
-async function failure(p: Promise<unknown>): Promise<AgentdError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!(err instanceof AgentdError)) throw new Error(`expected an AgentdError, got ${String(err)}`);
-  return err;
-}
+afterEach(() => closeTestWorkspace(t));
 
 describe("stat", () => {
   it("describes files, directories, symlinks and other entries", async () => {
