@@ -419,6 +419,36 @@ describe("BashManager: limits and errors", () => {
   });
 });
 
+describe("BashManager: the end write", () => {
+  it("stores a short command's output with its end, and reports only readable bytes when that write fails", async () => {
+    const m = create({ poolSize: 1 });
+    const ok = await m.execute({ command: "printf 'one\\ntwo\\n'", mode: "pipe" });
+    expect(ok.info.outputBytes).toBe(8);
+    expect((await drain(m, ok.info.id)).data.toString()).toBe("one\ntwo\n");
+
+    class FailingEnd extends MemoryBashStore {
+      override async appendEvent(...args: Parameters<MemoryBashStore["appendEvent"]>): Promise<number> {
+        const [event] = args;
+        if (event.kind === "BashOutput" && event.exit_code !== null) throw new Error("disk full");
+        return super.appendEvent(...args);
+      }
+    }
+    const failing = create({ store: new FailingEnd(), poolSize: 1 });
+    for (const mode of ["pipe", "pty"] as const) {
+      const r = await failing.execute({ command: "printf 'maybe lost\\n'", mode });
+      // The end is reported, and its record written alone. Output that arrived with the exit rode
+      // in the failed write and is not stored (output that came earlier was): the reported size is
+      // what can be read.
+      expect(r.info).toMatchObject({ status: "exited", exitCode: 0 });
+      expect(await failing.get(r.info.id)).toMatchObject({ status: "exited", exitCode: 0 });
+      const readable = (await drain(failing, r.info.id)).data.length;
+      expect([0, mode === "pipe" ? 11 : 12]).toContain(readable);
+      expect(r.info.outputBytes).toBe(readable);
+      expect((await failing.get(r.info.id)).outputBytes).toBe(readable);
+    }
+  });
+});
+
 describe("BashManager: lifecycle", () => {
   it("marks commands that were running before a restart as lost and keeps their output", async () => {
     const store = new MemoryBashStore();

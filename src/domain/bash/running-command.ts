@@ -560,8 +560,8 @@ export class RunningCommand implements ShellJobSink {
       endReason,
     };
     // One atomic write: the final event, the final record and the last output. If it fails, the
-    // stored record still says "running", which a restart reports as lost; this process reports
-    // the end it saw.
+    // record alone is written again (without the output that came with the exit), so the command
+    // does not stay "running" in the store; if that fails too, a restart reports it lost.
     let stored = false;
     try {
       const seq = await this.ctx.store.appendEvent(output, { command: info, ...(tail !== null ? { output: { offset: this.storedBytes, data: tail } } : {}) });
@@ -569,7 +569,7 @@ export class RunningCommand implements ShellJobSink {
       if (tail !== null) this.storedBytes += tail.length;
       this.ctx.published(output, seq);
     } catch {
-      // Nothing more to do: the end is reported from memory.
+      await this.ctx.store.saveCommand({ ...info, outputBytes: this.storedBytes }).catch(() => {});
     }
     if (tail !== null) {
       this.queuedBytes -= tail.length;
@@ -578,7 +578,7 @@ export class RunningCommand implements ShellJobSink {
     this.finalInfo = stored ? info : { ...info, outputBytes: this.storedBytes };
     this.ended = true;
     this.notify();
-    this.resolveDone({ command: this.commandEvent, output, info });
+    this.resolveDone({ command: this.commandEvent, output, info: this.finalInfo });
     this.ctx.ended(this);
   }
 
