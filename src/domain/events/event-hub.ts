@@ -100,19 +100,17 @@ export class Subscriber {
   }
 }
 
-/** Conversations whose recent events are kept for re-attaching watchers (least recently published goes first). */
-const RECENT_CONVERSATIONS = 8;
-
 /**
- * The subscribers of every conversation, and the most recent stored events of the few
- * conversations published to last: a watcher that re-attaches (after falling behind, or a
- * reconnect) replays from these shared objects — already encoded for the wire once — instead of
- * reading and decoding its own copies from storage. Under a burst of resumes that is the
- * difference between one copy of the recent events and one per watcher.
+ * The subscribers of every conversation, and — while a conversation has subscribers — its most
+ * recent stored events (about one subscriber queue's worth, shared objects): a watcher that
+ * re-attaches (after falling behind, or a reconnect) replays from these, already encoded for the
+ * wire once, instead of reading and decoding its own copies from storage. Under a burst of resumes
+ * that is one copy of the recent events instead of one per watcher. The window costs at most what
+ * one more subscriber's queue could hold, and goes with the last subscriber.
  */
 export class EventHub {
   private readonly subscribers = new Map<string, Set<Subscriber>>();
-  /** Per conversation: stored events with contiguous seqs, oldest first (up to 2 × queueLimit between trims). */
+  /** Per watched conversation: stored events with contiguous seqs, oldest first (queueLimit to 1.25 × queueLimit). */
   private readonly recent = new Map<string, Event[]>();
 
   /** @param queueLimit events a subscriber may have unread before it is ended (≥ 1). */
@@ -130,7 +128,10 @@ export class EventHub {
     const s = new Subscriber(this.queueLimit, (gone) => {
       const current = this.subscribers.get(conversationId);
       current?.delete(gone);
-      if (current?.size === 0) this.subscribers.delete(conversationId);
+      if (current?.size === 0) {
+        this.subscribers.delete(conversationId);
+        this.recent.delete(conversationId);
+      }
     });
     set.add(s);
     return s;
@@ -139,8 +140,8 @@ export class EventHub {
   /** Delivers events, in order, to every subscriber of the conversation. Never blocks. */
   publish(conversationId: string, events: readonly Event[]): void {
     const set = this.subscribers.get(conversationId);
-    if (set !== undefined || this.recent.has(conversationId)) this.remember(conversationId, events);
     if (set === undefined) return;
+    this.remember(conversationId, events);
     for (const s of [...set]) for (const e of events) s.push(e);
   }
 
@@ -171,7 +172,6 @@ export class EventHub {
 
   private remember(conversationId: string, events: readonly Event[]): void {
     let w = this.recent.get(conversationId) ?? [];
-    this.recent.delete(conversationId); // re-inserted below as the most recent
     for (const e of events) {
       const seq = Number(e.seq);
       if (seq === 0) continue; // transient: never replayed
@@ -179,12 +179,9 @@ export class EventHub {
       if (w.length > 0 && Number(w[w.length - 1]!.seq) + 1 !== seq) w = [];
       w.push(e);
     }
-    if (w.length > 2 * this.queueLimit) w = w.slice(w.length - this.queueLimit);
+    // Trimmed in steps, so that keeping an event costs O(1) amortised.
+    if (w.length > this.queueLimit + Math.ceil(this.queueLimit / 4)) w = w.slice(w.length - this.queueLimit);
     this.recent.set(conversationId, w);
-    for (const id of this.recent.keys()) {
-      if (this.recent.size <= RECENT_CONVERSATIONS) break;
-      this.recent.delete(id);
-    }
   }
 
   /** Ends every subscriber (server shutdown). */
