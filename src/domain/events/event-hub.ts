@@ -102,16 +102,20 @@ export class Subscriber {
 
 /**
  * The subscribers of every conversation, and — while a conversation has subscribers — its most
- * recent stored events (about one subscriber queue's worth, shared objects): a watcher that
+ * recent stored events (two subscriber queues' worth, shared objects): a watcher that
  * re-attaches (after falling behind, or a reconnect) replays from these, already encoded for the
  * wire once, instead of reading and decoding its own copies from storage. Under a burst of resumes
  * that is one copy of the recent events instead of one per watcher. The window costs at most what
- * one more subscriber's queue could hold, and goes with the last subscriber.
+ * a few more subscriber queues could hold, and goes RECENT_GRACE_MS after the last subscriber.
  */
+/** How long a conversation's recent events outlive its last watcher. */
+const RECENT_GRACE_MS = 10_000;
+
 export class EventHub {
   private readonly subscribers = new Map<string, Set<Subscriber>>();
-  /** Per watched conversation: stored events with contiguous seqs, oldest first (queueLimit to 1.25 × queueLimit). */
+  /** Per watched conversation: stored events with contiguous seqs, oldest first (2 to 2.5 × queueLimit). */
   private readonly recent = new Map<string, Event[]>();
+  private readonly forgetTimers = new Map<string, NodeJS.Timeout>();
 
   /** @param queueLimit events a subscriber may have unread before it is ended (≥ 1). */
   constructor(private readonly queueLimit: number) {
@@ -130,7 +134,7 @@ export class EventHub {
       current?.delete(gone);
       if (current?.size === 0) {
         this.subscribers.delete(conversationId);
-        this.recent.delete(conversationId);
+        this.forgetLater(conversationId);
       }
     });
     set.add(s);
@@ -140,8 +144,9 @@ export class EventHub {
   /** Delivers events, in order, to every subscriber of the conversation. Never blocks. */
   publish(conversationId: string, events: readonly Event[]): void {
     const set = this.subscribers.get(conversationId);
-    if (set === undefined) return;
+    if (set === undefined && !this.recent.has(conversationId)) return;
     this.remember(conversationId, events);
+    if (set === undefined) return;
     for (const s of [...set]) for (const e of events) s.push(e);
   }
 
@@ -167,7 +172,24 @@ export class EventHub {
   /** Ends every subscriber of a conversation with `error` (e.g. when it is deleted). */
   end(conversationId: string, error: AgentdError): void {
     this.recent.delete(conversationId);
+    clearTimeout(this.forgetTimers.get(conversationId));
+    this.forgetTimers.delete(conversationId);
     for (const s of [...(this.subscribers.get(conversationId) ?? [])]) s.end(error);
+  }
+
+  /**
+   * Drops the conversation's window unless it is watched again within RECENT_GRACE_MS: watchers
+   * that all fell behind in the same instant (they are ended together) come back to resume.
+   */
+  private forgetLater(conversationId: string): void {
+    if (!this.recent.has(conversationId)) return;
+    clearTimeout(this.forgetTimers.get(conversationId));
+    const timer = setTimeout(() => {
+      this.forgetTimers.delete(conversationId);
+      if (!this.subscribers.has(conversationId)) this.recent.delete(conversationId);
+    }, RECENT_GRACE_MS);
+    timer.unref();
+    this.forgetTimers.set(conversationId, timer);
   }
 
   private remember(conversationId: string, events: readonly Event[]): void {
@@ -180,12 +202,14 @@ export class EventHub {
       w.push(e);
     }
     // Trimmed in steps, so that keeping an event costs O(1) amortised.
-    if (w.length > this.queueLimit + Math.ceil(this.queueLimit / 4)) w = w.slice(w.length - this.queueLimit);
+    // Twice a subscriber queue: a watcher ended for falling a queue behind resumes inside it.
+    const keep = 2 * this.queueLimit;
+    if (w.length > keep + Math.ceil(keep / 4)) w = w.slice(w.length - keep);
     this.recent.set(conversationId, w);
   }
 
   /** Ends every subscriber (server shutdown). */
   endAll(error: AgentdError): void {
-    for (const id of [...this.subscribers.keys()]) this.end(id, error);
+    for (const id of new Set([...this.subscribers.keys(), ...this.recent.keys()])) this.end(id, error);
   }
 }

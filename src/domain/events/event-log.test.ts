@@ -221,8 +221,8 @@ describe("EventLog", () => {
     expect((await rejection(log.watch("conv", { afterSeq: -1 }).next())).code).toBe("invalid_argument");
   });
 
-  it("replays a re-attaching watcher from the recent events kept while others watch (shared objects), older history from storage", async () => {
-    log = new EventLog(store.events, { watcherQueueLimit: 8 });
+  it("replays a re-attaching watcher from the recent events kept around watchers (shared objects), older history from storage", async () => {
+    log = new EventLog(store.events, { watcherQueueLimit: 4 });
     await log.append("conv", [message("before anyone watched")]); // seq 1: not kept (no watcher yet)
     // A watcher that keeps up: while it is subscribed the conversation's recent events are kept.
     const keeper = log.watch("conv", { afterSeq: 1 });
@@ -234,8 +234,8 @@ describe("EventLog", () => {
     const published: Event[] = [];
     for (let b = 0; b < 5; b++) published.push(...(await log.append("conv", batch(b)))); // seqs 2..21
     await keeping;
-    // Within the kept window (8 to 10 events, trimmed to the newest 8 here: seqs 14..21): the very
-    // objects appended.
+    // Within the kept window (8 to 10 events: twice the queue limit, trimmed to the newest 8 here,
+    // seqs 14..21): the very objects appended.
     const recent = await readUntil(log.watch("conv", { afterSeq: 17 }), 21);
     expect(recent.map((e) => Number(e.seq))).toEqual([18, 19, 20, 21]);
     recent.forEach((e, i) => expect(e).toBe(published[16 + i]));
@@ -244,9 +244,13 @@ describe("EventLog", () => {
     expect(old.map((e) => Number(e.seq))).toEqual(Array.from({ length: 11 }, (_, i) => i + 11));
     expect(old[0]).not.toBe(published[9]);
     expect(old[0]).toEqual(published[9]);
-    // With the last watcher gone the window goes too: the same replay reads storage.
+    // The last watcher gone, the window stays a while for watchers coming back to resume.
     await keeper.return();
     expect(log.watcherCount("conv")).toBe(0);
+    const back = await readUntil(log.watch("conv", { afterSeq: 17 }), 21);
+    expect(back[0]).toBe(published[16]);
+    // Deleting the conversation (its hook ends the watchers) drops it: the replay reads storage.
+    log.endWatchers("conv");
     const after = await readUntil(log.watch("conv", { afterSeq: 17 }), 21);
     expect(after[0]).not.toBe(published[16]);
     expect(after[0]).toEqual(published[16]);
