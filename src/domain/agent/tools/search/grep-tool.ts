@@ -2,12 +2,10 @@
 // expression (case-insensitive), newest-modified first, at most 100, found by `rg -l -i` (see
 // ripgrep.ts). `include` restricts the files searched with a glob ("*.py", "*.{ts,tsx}").
 
-import { AgentdError } from "../agentd-error.js";
 import { ArgReader, withInjectedParams } from "../args.js";
-import { textContent } from "../text.js";
-import type { Content, JsonSchemaObject, Tool, ToolExecutionContext } from "../types.js";
-import { MAX_SEARCH_RESULTS, findRipgrep, runRipgrep } from "./ripgrep.js";
-import { resolveSearchDir } from "./search-path.js";
+import type { Content, JsonSchemaObject } from "../types.js";
+import { MAX_SEARCH_RESULTS } from "./ripgrep.js";
+import { RipgrepSearchTool, type SearchOutcome, type SearchWording } from "./ripgrep-tool.js";
 
 export const GREP_TOOL_NAME = "grep";
 
@@ -47,21 +45,10 @@ const PARAMETERS: JsonSchemaObject = withInjectedParams(
   true,
 );
 
-export class GrepTool implements Tool<GrepAction, GrepObservation> {
+export class GrepTool extends RipgrepSearchTool<GrepAction, GrepObservation> {
   readonly name = GREP_TOOL_NAME;
   readonly description = DESCRIPTION;
   readonly parameters = PARAMETERS;
-  readonly readOnly = true;
-  readonly #rg: string | undefined;
-
-  /** @param ripgrepPath rg executable; default: the first of RIPGREP_CANDIDATES that exists. */
-  constructor(ripgrepPath?: string) {
-    this.#rg = findRipgrep(ripgrepPath);
-  }
-
-  isUsable(): boolean {
-    return this.#rg !== undefined;
-  }
 
   parseAction(args: unknown): GrepAction {
     const r = new ArgReader(this.name, args);
@@ -77,36 +64,33 @@ export class GrepTool implements Tool<GrepAction, GrepObservation> {
     };
   }
 
-  async execute(action: GrepAction, ctx: ToolExecutionContext): Promise<GrepObservation> {
-    if (this.#rg === undefined) {
-      throw new AgentdError("failed_precondition", "the grep tool is not usable: ripgrep (rg) is not installed");
-    }
-    if (ctx.signal.aborted) throw new AgentdError("canceled", "the grep call was cancelled");
-    const resolved = await resolveSearchDir(action.path, ctx.workingDir);
-    const base = { kind: "GrepObservation" as const, pattern: action.pattern, include_pattern: action.include };
-    if ("error" in resolved) {
-      return { ...base, content: [textContent(resolved.error)], is_error: true, matches: [], search_path: action.path ?? ctx.workingDir, truncated: false };
-    }
-    const dir = resolved.dir;
+  protected rgArgs(action: GrepAction): string[] {
     const args = ["--files-with-matches", "--ignore-case", "--sortr=modified"];
     if (action.include !== null) args.push("--glob", action.include);
     args.push("--regexp", action.pattern);
-    const result = await runRipgrep(this.#rg, args, { cwd: dir, signal: ctx.signal });
-    if (result.timedOut || (result.exitCode === 2 && result.total === 0)) {
-      const why = result.timedOut ? "the search took too long; use a narrower path or include pattern" : result.stderr || "ripgrep failed";
-      return { ...base, content: [textContent(`Error searching for '${action.pattern}' in ${dir}: ${why}`)], is_error: true, matches: [], search_path: dir, truncated: false };
-    }
-    const truncated = result.total > MAX_SEARCH_RESULTS;
+    return args;
+  }
+
+  protected wording(action: GrepAction, dir: string): SearchWording {
     const where = action.include === null ? dir : `${dir} (files matching '${action.include}')`;
-    let text: string;
-    if (result.total === 0) {
-      text = `No files found containing pattern '${action.pattern}' in ${where}`;
-    } else {
-      text = `Found ${result.total} file${result.total === 1 ? "" : "s"} containing pattern '${action.pattern}' in ${where}:\n${result.paths.join("\n")}`;
-      if (truncated) {
-        text += `\n\n[Only the ${MAX_SEARCH_RESULTS} most recently modified of ${result.total} files are shown. Use a more specific pattern, path or include.]`;
-      }
-    }
-    return { ...base, content: [textContent(text)], is_error: false, matches: result.paths, search_path: dir, truncated };
+    return {
+      none: `No files found containing pattern '${action.pattern}' in ${where}`,
+      found: `containing pattern '${action.pattern}' in ${where}`,
+      narrowMore: "pattern, path or include",
+      narrowOnTimeout: "path or include pattern",
+    };
+  }
+
+  protected observation(action: GrepAction, o: SearchOutcome): GrepObservation {
+    return {
+      kind: "GrepObservation",
+      pattern: action.pattern,
+      include_pattern: action.include,
+      content: o.content,
+      is_error: o.is_error,
+      matches: o.paths,
+      search_path: o.search_path,
+      truncated: o.truncated,
+    };
   }
 }
