@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { createInterface } from "node:readline";
@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { BashService } from "../../gen/agentd/v1/bash_service_pb.js";
 import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
 import { client } from "../helpers/clients.js";
+import { connectWs } from "../helpers/ws.js";
 
 const CLI = path.resolve("src/cli.ts");
 /** What `npm start` and the Docker image run (built by `npm run build`, which `npm ci` runs). */
@@ -109,7 +110,7 @@ describe("agentd CLI", () => {
     expect((await exited).code).toBe(0);
   });
 
-  it("the bundle that npm start runs serves every part that loads from outside it, and exits 0 on SIGTERM", async () => {
+  it("the bundle that npm start runs serves every part that loads from outside it or is bundled from CommonJS, and exits 0 on SIGTERM", async () => {
     expect(existsSync(BUNDLE), `${BUNDLE} is missing: run npm run build`).toBe(true);
     const ws = await tempDir();
     const child = startCli(["--port", "0", "--workspace", ws], {}, [BUNDLE]);
@@ -126,6 +127,18 @@ describe("agentd CLI", () => {
     const demo = await fetch(`${url}/_demo/app.js`);
     expect(demo.status).toBe(200);
     expect(await demo.text()).toContain("agentdDemo");
+    // CommonJS dependencies bundled into the ES module: ws (a WebSocket) and busboy (multipart).
+    const socket = connectWs(`${url.replace(/^http/, "ws")}/sockets/bash-events`);
+    expect(await socket.opened).toEqual({ ok: true });
+    socket.send({ command: "echo via-socket" });
+    const frames = await socket.until((f) => f.kind === "BashOutput" && f.exit_code !== null);
+    expect(frames.some((f) => f.stdout === "via-socket\n")).toBe(true);
+    await socket.close();
+    const form = new FormData();
+    form.append("file", new Blob(["uploaded through the bundle"]), "up.txt");
+    const up = await fetch(`${url}/api/file/upload?path=up.txt`, { method: "POST", body: form });
+    expect(up.status).toBe(200);
+    expect(await readFile(path.join(ws, "up.txt"), "utf8")).toBe("uploaded through the bundle");
     child.kill("SIGTERM");
     expect((await exited).code).toBe(0);
   });
