@@ -100,6 +100,9 @@ export class Subscriber {
   }
 }
 
+/** How long a conversation's recent events outlive its last watcher. */
+const RECENT_GRACE_MS = 10_000;
+
 /**
  * The subscribers of every conversation, and — while a conversation has subscribers — its most
  * recent stored events (two subscriber queues' worth, shared objects): a watcher that
@@ -108,9 +111,6 @@ export class Subscriber {
  * that is one copy of the recent events instead of one per watcher. The window costs at most what
  * a few more subscriber queues could hold, and goes RECENT_GRACE_MS after the last subscriber.
  */
-/** How long a conversation's recent events outlive its last watcher. */
-const RECENT_GRACE_MS = 10_000;
-
 export class EventHub {
   private readonly subscribers = new Map<string, Set<Subscriber>>();
   /** Per watched conversation: stored events with contiguous seqs, oldest first (2 to 2.5 × queueLimit). */
@@ -201,8 +201,8 @@ export class EventHub {
       if (w.length > 0 && Number(w[w.length - 1]!.seq) + 1 !== seq) w = [];
       w.push(e);
     }
-    // Trimmed in steps, so that keeping an event costs O(1) amortised.
-    // Twice a subscriber queue: a watcher ended for falling a queue behind resumes inside it.
+    // Twice a subscriber queue, so a watcher ended for falling a queue behind resumes inside it;
+    // trimmed in steps, so that keeping an event costs O(1) amortised.
     const keep = 2 * this.queueLimit;
     if (w.length > keep + Math.ceil(keep / 4)) w = w.slice(w.length - keep);
     this.recent.set(conversationId, w);
