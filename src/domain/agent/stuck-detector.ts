@@ -14,7 +14,7 @@ import { toBinary } from "@bufbuild/protobuf";
 import { ActionSchema } from "../../../gen/agentd/v1/tool_pb.js";
 import { EventSource } from "../../../gen/agentd/v1/event_pb.js";
 import type { Event } from "../../../gen/agentd/v1/event_pb.js";
-import { contentText, isAgentMessage, isUserMessage } from "./events.js";
+import { contentText, isAgentMessage, isLlmConvertible, isUserMessage } from "./events.js";
 
 export const STUCK_THRESHOLDS = {
   actionObservation: 4,
@@ -90,17 +90,7 @@ export function detectStuck(events: readonly Event[], nudged: boolean): StuckVer
   for (let i = events.length - 1; i >= 0; i--) {
     const e = events[i]!;
     if (isUserMessage(e)) break;
-    switch (e.payload.case) {
-      case "messageEvent":
-      case "actionEvent":
-      case "observationEvent":
-      case "agentErrorEvent":
-      case "userRejectObservation":
-        tail.push(e);
-        break;
-      default:
-        break;
-    }
+    if (isLlmConvertible(e) && e.payload.case !== "systemPromptEvent") tail.push(e);
     if (tail.length >= 64) break;
   }
   tail.reverse();
