@@ -20,7 +20,7 @@
  *   to `deps.sendMessage` / `deps.respondToConfirmation` and answer Unimplemented without them.
  */
 import { randomUUID } from "node:crypto";
-import { create, fromJson, toBinary, type JsonValue } from "@bufbuild/protobuf";
+import { create, fromJson, toBinary, type JsonValue, type UnknownField } from "@bufbuild/protobuf";
 import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import { timestampFromMs, timestampNow, ValueSchema } from "@bufbuild/protobuf/wkt";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
@@ -145,11 +145,10 @@ export function createEventService(deps: EventServiceDeps): Impl {
         const page = await log.search(conversationIdOf(req.conversationId), query);
         return { items: page.items, nextPageToken: page.nextPageToken };
       }
-      // Binary clients get the stored bytes as they are, as unknown fields that are on the wire
-      // exactly what the items would be (see preEncoded).
+      // Binary clients get the stored bytes as they are (see encodedMessageField).
       const page = await log.searchEncoded(conversationIdOf(req.conversationId), query);
       const res = create(SearchEventsResponseSchema, { nextPageToken: page.nextPageToken });
-      res.$unknown = page.items.map((bytes) => ({ no: SEARCH_ITEMS_FIELD, wireType: WireType.LengthDelimited, data: new BinaryWriter().bytes(bytes).finish() }));
+      res.$unknown = page.items.map((bytes) => encodedMessageField(SearchEventsResponseSchema.field.items!.number, bytes));
       return res;
     },
 
@@ -234,20 +233,26 @@ export function createEventService(deps: EventServiceDeps): Impl {
  * `{event}`. Only for calls serialized as protobuf binary (gRPC, gRPC-Web, Connect+proto); JSON
  * calls get the plain message.
  */
-const encodedEvents = new WeakMap<Event, Uint8Array>();
-
-const SEARCH_ITEMS_FIELD = SearchEventsResponseSchema.field.items!.number;
+const encodedEvents = new WeakMap<Event, UnknownField>();
 
 function preEncoded(event: Event): WatchEventsResponse {
-  let bytes = encodedEvents.get(event);
-  if (bytes === undefined) {
-    // An unknown field's data is the field's value as on the wire: here the length, then the bytes.
-    bytes = new BinaryWriter().bytes(toBinary(EventSchema, event)).finish();
-    encodedEvents.set(event, bytes);
+  let field = encodedEvents.get(event);
+  if (field === undefined) {
+    field = encodedMessageField(WatchEventsResponseSchema.field.event!.number, toBinary(EventSchema, event));
+    encodedEvents.set(event, field);
   }
   const res = create(WatchEventsResponseSchema);
-  res.$unknown = [{ no: 1, wireType: WireType.LengthDelimited, data: bytes }];
+  res.$unknown = [field];
   return res;
+}
+
+/**
+ * A message-typed field given as its encoded message, for a response's `$unknown`: protobuf-es
+ * writes unknown fields verbatim, so the wire bytes are exactly those of the field set normally.
+ * (An unknown field's data is its value as on the wire: the length, then the bytes.)
+ */
+function encodedMessageField(no: number, message: Uint8Array): UnknownField {
+  return { no, wireType: WireType.LengthDelimited, data: new BinaryWriter().bytes(message).finish() };
 }
 
 /** True unless the call's messages are JSON (`application/{grpc,grpc-web,connect}+json`). */
