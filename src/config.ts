@@ -94,24 +94,29 @@ const withDefault =
   (v) =>
     v === undefined ? fallback : check(v);
 
+/** `check(value)`, with `where` in front of the reason when it fails (a list item, an object key). */
+function within<T>(where: string, check: Check<T>, value: unknown): T {
+  try {
+    return check(value);
+  } catch (err) {
+    throw err instanceof Invalid ? new Invalid(`${where}: ${err.message}`) : err;
+  }
+}
+
+function object(v: unknown): Record<string, unknown> {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) throw new Invalid(`expected an object, got ${describe(v)}`);
+  return v as Record<string, unknown>;
+}
+
 const list =
   <T>(check: Check<T>): Check<T[]> =>
   (v) => {
     if (!Array.isArray(v)) throw new Invalid(`expected a list, got ${describe(v)}`);
-    return v.map((item, i) => {
-      try {
-        return check(item);
-      } catch (err) {
-        throw err instanceof Invalid ? new Invalid(`item ${i}: ${err.message}`) : err;
-      }
-    });
+    return v.map((item, i) => within(`item ${i}`, check, item));
   };
 
-const stringRecord: Check<Record<string, string>> = (v) => {
-  if (typeof v !== "object" || v === null || Array.isArray(v)) throw new Invalid(`expected an object, got ${describe(v)}`);
-  for (const [k, x] of Object.entries(v)) if (typeof x !== "string") throw new Invalid(`${k}: expected a string, got ${describe(x)}`);
-  return { ...(v as Record<string, string>) };
-};
+const stringRecord: Check<Record<string, string>> = (v) =>
+  Object.fromEntries(Object.entries(object(v)).map(([k, x]) => [k, within(k, text(), x)]));
 
 const oneOf =
   <const T extends string>(...values: T[]): Check<T> =>
@@ -127,15 +132,8 @@ const url: Check<string> = (v) => {
 };
 
 const webhook: Check<WebhookConfig> = (v) => {
-  if (typeof v !== "object" || v === null || Array.isArray(v)) throw new Invalid(`expected an object, got ${describe(v)}`);
-  const o = v as Record<string, unknown>;
-  const field = <T>(key: keyof WebhookConfig, check: Check<T>): T => {
-    try {
-      return check(o[key]);
-    } catch (err) {
-      throw err instanceof Invalid ? new Invalid(`${key}: ${err.message}`) : err;
-    }
-  };
+  const o = object(v);
+  const field = <T>(key: keyof WebhookConfig, check: Check<T>): T => within(key, check, o[key]);
   return {
     base_url: field("base_url", url),
     headers: field("headers", withDefault(stringRecord, {})),
