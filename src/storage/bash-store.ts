@@ -271,7 +271,7 @@ export class BashStore {
     return this.log.append(
       BASH_LOG,
       entries.map((e) => ({ id: e.id, timestampMs: e.timestampMs, attributes: [e.kind, e.commandId], body: e.body })),
-      { ...(options.ids !== undefined ? { ids: options.ids } : {}), ...(extra !== undefined ? { extra } : {}) },
+      { ids: options.ids, extra },
     );
   }
 

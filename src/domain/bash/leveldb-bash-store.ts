@@ -150,8 +150,8 @@ export class LevelDbBashStore implements BashStore {
     const [appended] = await this.storage.appendEvents([entry], {
       ids: "fresh",
       with: {
-        ...(command !== undefined ? { command: { commandId: command.id, record: encodeCommand(command) } } : {}),
-        ...(output !== undefined ? { output: { commandId: entry.commandId, offset: output.offset, data: output.data } } : {}),
+        command: command && { commandId: command.id, record: encodeCommand(command) },
+        output: output && { commandId: entry.commandId, offset: output.offset, data: output.data },
       },
     });
     return appended!.seq;

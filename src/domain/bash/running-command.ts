@@ -564,7 +564,7 @@ export class RunningCommand implements ShellJobSink {
     // does not stay "running" in the store; if that fails too, a restart reports it lost.
     let stored = false;
     try {
-      const seq = await this.ctx.store.appendEvent(output, { command: info, ...(tail !== null ? { output: { offset: this.storedBytes, data: tail } } : {}) });
+      const seq = await this.ctx.store.appendEvent(output, { command: info, output: tail === null ? undefined : { offset: this.storedBytes, data: tail } });
       stored = true;
       if (tail !== null) this.storedBytes += tail.length;
       this.ctx.published(output, seq);
