@@ -29,9 +29,9 @@ import os from "node:os";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { createClient, type Client } from "@connectrpc/connect";
-import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
+import { createGrpcTransport } from "@connectrpc/connect-node";
 import { FileService } from "../gen/agentd/v1/file_service_pb.js";
-import { AGENTD_ENTRY, median, printTable, rssMiB, startProcess, stopProcess, type Row } from "./lib.js";
+import { AGENTD_ENTRY, median, printTable, rssMiB, startProcess, stopProcess, windowedGrpcTransport, type Row } from "./lib.js";
 
 const MiB = 1024 * 1024;
 const SIZE = 1024 * MiB;
@@ -156,23 +156,7 @@ async function grpcUpload(files: Client<typeof FileService>, file: string, chunk
 /** The bench's gRPC client: connect-node with 16 MiB receive windows ("tuned"), or Node's defaults. */
 function grpcClient(baseUrl: string, tuning: "tuned" | "default"): Client<typeof FileService> {
   if (tuning === "default") return createClient(FileService, createGrpcTransport({ baseUrl }));
-  const nodeOptions = { settings: { initialWindowSize: CLIENT_WINDOW } };
-  const sessionManager = new WindowedSessionManager(baseUrl, {}, nodeOptions);
-  return createClient(FileService, createGrpcTransport({ baseUrl, nodeOptions, sessionManager }));
-}
-
-/** Raises the connection-level receive window of each HTTP/2 session it opens (not an http2.connect option). */
-class WindowedSessionManager extends Http2SessionManager {
-  readonly #tuned = new WeakSet<object>();
-  override async request(...args: Parameters<Http2SessionManager["request"]>): ReturnType<Http2SessionManager["request"]> {
-    const stream = await super.request(...args);
-    const session = stream.session;
-    if (session !== undefined && !this.#tuned.has(session)) {
-      this.#tuned.add(session);
-      session.setLocalWindowSize(CLIENT_WINDOW);
-    }
-    return stream;
-  }
+  return createClient(FileService, windowedGrpcTransport(baseUrl, CLIENT_WINDOW));
 }
 
 function restDownload(url: string): Promise<number> {

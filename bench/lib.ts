@@ -3,6 +3,8 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { createInterface } from "node:readline";
+import type { Transport } from "@connectrpc/connect";
+import { createGrpcTransport, Http2SessionManager, type GrpcTransportOptions } from "@connectrpc/connect-node";
 
 export function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -97,4 +99,40 @@ export async function stopProcess(child: ChildProcess): Promise<void> {
   const exited = new Promise((r) => child.once("exit", r));
   child.kill("SIGTERM");
   await exited;
+}
+
+/**
+ * A connect-node gRPC transport with `windowBytes` HTTP/2 receive windows, per stream and per
+ * connection (Node's default is 64 KiB for both: a receiver that must take a lot quickly — a bulk
+ * download, hundreds of busy streams on one connection — is otherwise held to one window per
+ * event-loop round trip of its WINDOW_UPDATEs).
+ */
+export function windowedGrpcTransport(baseUrl: string, windowBytes: number, options: Partial<GrpcTransportOptions> = {}): Transport {
+  const nodeOptions = { settings: { initialWindowSize: windowBytes } };
+  const sessionManager = new WindowedSessionManager(baseUrl, {}, nodeOptions, windowBytes);
+  return createGrpcTransport({ ...options, baseUrl, nodeOptions, sessionManager });
+}
+
+/** Raises the connection-level receive window of each HTTP/2 session it opens (not an http2.connect option). */
+class WindowedSessionManager extends Http2SessionManager {
+  readonly #tuned = new WeakSet<object>();
+
+  constructor(
+    url: ConstructorParameters<typeof Http2SessionManager>[0],
+    pingOptions: ConstructorParameters<typeof Http2SessionManager>[1],
+    http2SessionOptions: ConstructorParameters<typeof Http2SessionManager>[2],
+    private readonly windowBytes: number,
+  ) {
+    super(url, pingOptions, http2SessionOptions);
+  }
+
+  override async request(...args: Parameters<Http2SessionManager["request"]>): ReturnType<Http2SessionManager["request"]> {
+    const stream = await super.request(...args);
+    const session = stream.session;
+    if (session !== undefined && !this.#tuned.has(session)) {
+      this.#tuned.add(session);
+      session.setLocalWindowSize(this.windowBytes);
+    }
+    return stream;
+  }
 }

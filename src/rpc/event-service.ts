@@ -15,7 +15,9 @@
  *   `keepAliveIntervalMs` (default 15 s) without a message an EventKeepAlive {head_seq,
  *   execution_status, time} is sent. The stream ends with OK when the client goes away or the
  *   server shuts down, ResourceExhausted (naming the seq to resume from) when the subscriber falls
- *   more than the log's queue limit behind, NotFound when the conversation is deleted.
+ *   more than the log's queue limit behind, NotFound when the conversation is deleted. With
+ *   `max_batch` > 1 events come in `events` batches of what is ready at once (EventLog.watchBatches);
+ *   binary calls build a batch from the events' shared encodings, without encoding per watcher.
  * - SendMessage and RespondToConfirmation belong to the conversation engine: they are delegated
  *   to `deps.sendMessage` / `deps.respondToConfirmation` and answer Unimplemented without them.
  */
@@ -27,11 +29,17 @@ import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { EventSchema, EventSource } from "../../gen/agentd/v1/event_pb.js";
 import type { Event } from "../../gen/agentd/v1/event_pb.js";
-import { EventKeepAliveSchema, EventSortOrder, SearchEventsResponseSchema, WatchEventsResponseSchema } from "../../gen/agentd/v1/event_service_pb.js";
+import {
+  EventBatchSchema,
+  EventKeepAliveSchema,
+  EventSortOrder,
+  SearchEventsResponseSchema,
+  WatchEventsResponseSchema,
+} from "../../gen/agentd/v1/event_service_pb.js";
 import type { EventFilter as ProtoEventFilter, EventService, WatchEventsResponse } from "../../gen/agentd/v1/event_service_pb.js";
 import type { ExecutionStatus } from "../../gen/agentd/v1/conversation_pb.js";
 import type { EventFilter, EventLog } from "../domain/events/event-log.js";
-import { MAX_PAGE_SIZE } from "../domain/events/event-log.js";
+import { MAX_PAGE_SIZE, MAX_WATCH_BATCH } from "../domain/events/event-log.js";
 import { AgentdError } from "../errors.js";
 import { KEEPALIVE_DUE, withKeepAlives } from "./keep-alives.js";
 
@@ -187,10 +195,15 @@ export function createEventService(deps: EventServiceDeps): Impl {
       // is closed, whatever the reason.
       const stop = new AbortController();
       const signal = AbortSignal.any([ctx.signal, deps.shutdownSignal, stop.signal]);
-      const events = log.watch(conversationId, {
+      if (req.maxBatch > MAX_WATCH_BATCH) {
+        throw new AgentdError("invalid_argument", `invalid max_batch ${req.maxBatch}: expected 0..${MAX_WATCH_BATCH}`, { max_batch: String(req.maxBatch) });
+      }
+      const batched = req.maxBatch > 1;
+      const events = log.watchBatches(conversationId, {
         afterSeq: Number(req.afterSeq),
         liveOnly: req.liveOnly,
         signal,
+        maxBatch: Math.max(1, req.maxBatch),
         first: async () => fullStateEvent(await deps.conversationState.fullState(conversationId)),
       });
       const keepAlive = async (): Promise<WatchEventsResponse["item"]> => ({
@@ -206,8 +219,8 @@ export function createEventService(deps: EventServiceDeps): Impl {
         for await (const item of withKeepAlives(events, keepAliveMs, signal)) {
           try {
             if (item === KEEPALIVE_DUE) yield { item: await keepAlive() };
-            else if (binary) yield preEncoded(item);
-            else yield { item: { case: "event", value: item } };
+            else if (batched) yield binary ? preEncodedBatch(item) : { item: { case: "events", value: { events: item } } };
+            else for (const event of item) yield binary ? preEncoded(event) : { item: { case: "event", value: event } };
           } catch (err) {
             // A write failed because the client went away mid-stream: nothing to report to anyone.
             if (ctx.signal.aborted) return;
@@ -227,22 +240,46 @@ export function createEventService(deps: EventServiceDeps): Impl {
 /**
  * Fan-out without re-encoding. A live event is one shared object handed to every watcher; encoding
  * it to protobuf once instead of once per watcher is most of the per-watcher cost of a broadcast.
- * The bytes are kept beside the event (the event log's events are immutable) and sent as the
- * response's field 1 (`event`) written as a pre-encoded field: the response message carries them
- * as an unknown field, which protobuf-es writes verbatim, so the wire bytes are exactly those of
- * `{event}`. Only for calls serialized as protobuf binary (gRPC, gRPC-Web, Connect+proto); JSON
- * calls get the plain message.
+ * The bytes are kept beside the event (the event log's events are immutable) and sent as
+ * pre-encoded fields: a response message carries them as unknown fields, which protobuf-es writes
+ * verbatim, so the wire bytes are exactly those of the fields set normally. Only for calls
+ * serialized as protobuf binary (gRPC, gRPC-Web, Connect+proto); JSON calls get plain messages.
+ *
+ * - One event: the response's field 1, `event`.
+ * - A batch: field 3, `events` (an EventBatch), once per event, each holding that one event as
+ *   EventBatch field 1. Protobuf parsers merge repeated occurrences of a message field (the
+ *   encoding spec's rule, a conformance requirement, also for a oneof member), so the client
+ *   decodes a single EventBatch of all the events, in order. Building a batch is then a list of
+ *   cached fields — no per-watcher copy of the events' bytes before the one serialisation.
  */
-const encodedEvents = new WeakMap<Event, UnknownField>();
+const encodedEvents = new WeakMap<Event, { single: UnknownField; inBatch?: UnknownField }>();
+
+function encodingsOf(event: Event): { single: UnknownField; inBatch?: UnknownField } {
+  let e = encodedEvents.get(event);
+  if (e === undefined) {
+    e = { single: encodedMessageField(WatchEventsResponseSchema.field.event!.number, toBinary(EventSchema, event)) };
+    encodedEvents.set(event, e);
+  }
+  return e;
+}
 
 function preEncoded(event: Event): WatchEventsResponse {
-  let field = encodedEvents.get(event);
-  if (field === undefined) {
-    field = encodedMessageField(WatchEventsResponseSchema.field.event!.number, toBinary(EventSchema, event));
-    encodedEvents.set(event, field);
-  }
   const res = create(WatchEventsResponseSchema);
-  res.$unknown = [field];
+  res.$unknown = [encodingsOf(event).single];
+  return res;
+}
+
+function preEncodedBatch(events: readonly Event[]): WatchEventsResponse {
+  const res = create(WatchEventsResponseSchema);
+  res.$unknown = events.map((event) => {
+    const e = encodingsOf(event);
+    if (e.inBatch === undefined) {
+      // EventBatch.events is field 1 like WatchEventsResponse.event: the same encoded field.
+      const batchOfOne = new BinaryWriter().tag(EventBatchSchema.field.events!.number, WireType.LengthDelimited).raw(e.single.data).finish();
+      e.inBatch = encodedMessageField(WatchEventsResponseSchema.field.events!.number, batchOfOne);
+    }
+    return e.inBatch;
+  });
   return res;
 }
 

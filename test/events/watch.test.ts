@@ -156,6 +156,39 @@ describe.each(KINDS)("WatchEvents over %s", (kind) => {
       live.close();
     }
   });
+
+  it("sends batches of up to max_batch events with max_batch > 1: the same events, each exactly once", async () => {
+    const conv = await server.newConversation();
+    const log = server.domain.events;
+    const stored = await log.append(conv, range(1, 7).map((i) => message(`e${i}`)));
+    const w = new Watch(client, { conversationId: conv, maxBatch: 3 });
+    const batch = async (): Promise<Event[]> => {
+      for (;;) {
+        const item = (await w.next()).item;
+        if (item.case === "events") return item.value.events;
+        expect(item.case).toBe("keepalive"); // never a single `event` on a batched stream
+      }
+    };
+    try {
+      const [state] = await batch();
+      expect(state?.seq).toBe(0n);
+      expect(state?.payload.case).toBe("conversationStateUpdateEvent");
+      expect([seqs(await batch()), seqs(await batch()), seqs(await batch())]).toEqual([[1, 2, 3], [4, 5, 6], [7]]);
+      const more = await log.append(conv, [message("e8"), message("e9")]);
+      const live = await batch();
+      expect(seqs(live).slice(0, 1)).toEqual([8]); // 8 alone or 8 and 9, as they became ready
+      const all = live.length === 2 ? live : [...live, ...(await batch())];
+      expect(seqs(all)).toEqual([8, 9]);
+      // Binary calls build the batch from the stored events' encodings: identical events arrive.
+      [...stored, ...more].slice(7).forEach((e, i) => expect(equals(EventSchema, all[i]!, e)).toBe(true));
+      expect(textOf(all[1]!)).toBe("e9");
+    } finally {
+      w.close();
+    }
+    const err = await new Watch(client, { conversationId: conv, maxBatch: 1001 }).end();
+    expect(err.error?.code).toBe(Code.InvalidArgument);
+    expect(err.error?.rawMessage).toContain("max_batch");
+  });
 });
 
 describe("WatchEvents semantics", () => {

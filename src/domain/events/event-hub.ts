@@ -34,17 +34,26 @@ export class Subscriber {
     return this.queue.length - this.head;
   }
 
-  /** Called by the hub; never blocks. */
-  push(event: Event): void {
+  /**
+   * Called by the hub; never blocks. With `wake` false the reader is not woken here: the hub
+   * wakes it with {@link wakeUp} (an overflow still wakes it at once).
+   */
+  push(event: Event, wake = true): void {
     if (this.overflowed || this.ended !== undefined) return;
     if (this.queued >= this.limit) {
       this.overflowed = true;
       this.queue = [];
       this.head = 0;
       this.detach(this);
+      this.notify();
     } else {
       this.queue.push(event);
+      if (wake) this.notify();
     }
+  }
+
+  /** Wakes a reader waiting for events. */
+  wakeUp(): void {
     this.notify();
   }
 
@@ -61,17 +70,27 @@ export class Subscriber {
    * @throws SubscriberOverflow when the queue overflowed; the error given to end() when ended.
    */
   async next(signal?: AbortSignal): Promise<Event | undefined> {
+    return (await this.nextBatch(1, signal))?.[0];
+  }
+
+  /**
+   * Every queued event, up to `max` (≥ 1), oldest first; waits while none is queued. Resolves
+   * undefined and throws as next().
+   */
+  async nextBatch(max: number, signal?: AbortSignal): Promise<Event[] | undefined> {
     for (;;) {
       if (signal?.aborted === true) return undefined;
       if (this.overflowed) throw new SubscriberOverflow("subscriber queue overflowed");
       if (this.head < this.queue.length) {
-        const event = this.queue[this.head]!;
-        this.queue[this.head++] = undefined as unknown as Event; // release it for GC
+        const end = Math.min(this.queue.length, this.head + max);
+        const batch = this.queue.slice(this.head, end);
+        this.queue.fill(undefined as unknown as Event, this.head, end); // release them for GC
+        this.head = end;
         if (this.head >= 1024 && this.head * 2 >= this.queue.length) {
           this.queue = this.queue.slice(this.head);
           this.head = 0;
         }
-        return event;
+        return batch;
       }
       if (this.ended !== undefined) {
         if (this.ended.error === undefined) return undefined;
@@ -116,6 +135,9 @@ export class EventHub {
   /** Per watched conversation: stored events with contiguous seqs, oldest first (2 to 2.5 × queueLimit). */
   private readonly recent = new Map<string, Event[]>();
   private readonly forgetTimers = new Map<string, NodeJS.Timeout>();
+  /** Subscribers given events since the last wake-up turn. */
+  private readonly toWake = new Set<Subscriber>();
+  private wakeScheduled = false;
 
   /** @param queueLimit events a subscriber may have unread before it is ended (≥ 1). */
   constructor(private readonly queueLimit: number) {
@@ -141,13 +163,30 @@ export class EventHub {
     return s;
   }
 
-  /** Delivers events, in order, to every subscriber of the conversation. Never blocks. */
+  /**
+   * Delivers events, in order, to every subscriber of the conversation. Never blocks. Readers are
+   * woken on the next turn of the event loop, once for everything published until then: events
+   * published close together reach a reader that takes batches (Subscriber.nextBatch) together,
+   * so under load a broadcast costs per batch, not per event.
+   */
   publish(conversationId: string, events: readonly Event[]): void {
     const set = this.subscribers.get(conversationId);
     if (set === undefined && !this.recent.has(conversationId)) return;
     this.remember(conversationId, events);
     if (set === undefined) return;
-    for (const s of [...set]) for (const e of events) s.push(e);
+    for (const s of set) {
+      for (const e of events) s.push(e, false);
+      this.toWake.add(s);
+    }
+    if (!this.wakeScheduled) {
+      this.wakeScheduled = true;
+      setImmediate(() => {
+        this.wakeScheduled = false;
+        const woken = [...this.toWake];
+        this.toWake.clear();
+        for (const s of woken) s.wakeUp();
+      });
+    }
   }
 
   /** Number of live subscribers of a conversation. */

@@ -256,6 +256,33 @@ describe("EventLog", () => {
     expect(after[0]).toEqual(published[16]);
   });
 
+  it("batches what is ready at once: replay chunks, queued live events, the first item alone", async () => {
+    await log.append("conv", Array.from({ length: 10 }, (_, i) => message(`m${i}`)));
+    const first = create(EventSchema, { source: EventSource.ENVIRONMENT, payload: { case: "pauseEvent", value: {} } });
+    const stream = log.watchBatches("conv", { afterSeq: 2, maxBatch: 4, first: () => first });
+    const seqsOf = async () => ((await stream.next()).value ?? []).map((e) => Number(e.seq));
+    expect(await seqsOf()).toEqual([0]); // the first item, a batch of its own
+    expect(await seqsOf()).toEqual([3, 4, 5, 6]);
+    expect(await seqsOf()).toEqual([7, 8, 9, 10]);
+    // Live: six events queued while the reader was away come as one full batch and the rest,
+    // a transient event in its place among them; a single event is not held back to fill a batch.
+    await log.append("conv", [message("a"), message("b"), message("c")]);
+    log.publishTransient("conv", delta("x"));
+    await log.append("conv", [message("d"), message("e")]);
+    expect(await seqsOf()).toEqual([11, 12, 13, 0]);
+    expect(await seqsOf()).toEqual([14, 15]);
+    const next = seqsOf();
+    await log.append("conv", [message("f")]);
+    expect(await next).toEqual([16]);
+    await stream.return(undefined);
+    expect(log.watcherCount("conv")).toBe(0);
+    for (const maxBatch of [0, 1001, 1.5]) {
+      const err = await rejection(log.watchBatches("conv", { maxBatch }).next());
+      expect(err.code).toBe("invalid_argument");
+      expect(err.message).toContain("max_batch");
+    }
+  });
+
   it("starts a live-only watch after the head, without a gap from there", async () => {
     await log.append("conv", Array.from({ length: 10 }, (_, i) => message(`m${i}`)));
     const live = log.watch("conv", { liveOnly: true });
@@ -324,9 +351,15 @@ describe("EventLog", () => {
     const afterSeqs: number[] = [];
     const startWatcher = async (w: number, afterSeq: number): Promise<void> => {
       afterSeqs[w] = afterSeq;
-      for await (const e of log.watch("conv", { afterSeq })) {
-        received[w]!.push(e);
-        if (e.payload.case === "pauseEvent") return; // the end marker, appended last
+      // Odd watchers take batches (up to 7 events): the same guarantees must hold.
+      const stream = w % 2 === 0 ? log.watchBatches("conv", { afterSeq }) : log.watchBatches("conv", { afterSeq, maxBatch: 7 });
+      for await (const batch of stream) {
+        expect(batch.length).toBeGreaterThan(0);
+        expect(batch.length).toBeLessThanOrEqual(w % 2 === 0 ? 1 : 7);
+        for (const e of batch) {
+          received[w]!.push(e);
+          if (e.payload.case === "pauseEvent") return; // the end marker, appended last
+        }
       }
     };
     const watching: Promise<void>[] = [];

@@ -81,6 +81,17 @@ export interface WatchOptions {
   readonly first?: () => Promise<Event> | Event;
 }
 
+export interface WatchBatchOptions extends WatchOptions {
+  /**
+   * Most events per batch (default 1). A batch holds what is ready at once — queued live events,
+   * a chunk of the replay — never waits to fill up.
+   */
+  readonly maxBatch?: number;
+}
+
+/** Largest `maxBatch` of watchBatches(). */
+export const MAX_WATCH_BATCH = 1000;
+
 /**
  * Told about every committed append, synchronously, in seq order per conversation, after the
  * events are durable and handed to the watchers. It must not block (queue work and return);
@@ -357,9 +368,23 @@ export class EventLog {
    * @throws AgentdError not_found (at start), invalid_argument (bad afterSeq), data_loss.
    */
   async *watch(conversationId: string, options: WatchOptions = {}): AsyncGenerator<Event, void, undefined> {
+    for await (const batch of this.watchBatches(conversationId, { ...options, maxBatch: 1 })) yield* batch;
+  }
+
+  /**
+   * watch(), in batches of up to `maxBatch` events: a watcher that is behind takes every event
+   * waiting for it at once, so delivering costs per batch rather than per event. Same order,
+   * guarantees and errors as watch(); the first item (if any) is a batch of its own.
+   * @throws also AgentdError invalid_argument for maxBatch outside 1..MAX_WATCH_BATCH.
+   */
+  async *watchBatches(conversationId: string, options: WatchBatchOptions = {}): AsyncGenerator<Event[], void, undefined> {
     this.checkConversationId(conversationId);
     const after = Number(options.afterSeq ?? 0);
     if (!Number.isSafeInteger(after) || after < 0) throw new AgentdError("invalid_argument", `invalid after_seq ${String(options.afterSeq)}`);
+    const max = options.maxBatch ?? 1;
+    if (!Number.isSafeInteger(max) || max < 1 || max > MAX_WATCH_BATCH) {
+      throw new AgentdError("invalid_argument", `invalid max_batch ${String(options.maxBatch)}: expected 1..${MAX_WATCH_BATCH}`);
+    }
     const { signal } = options;
     // Subscribe before reading the backlog: whatever is appended from now on is queued.
     const sub = this.hub.subscribe(conversationId);
@@ -367,50 +392,64 @@ export class EventLog {
       let last = after;
       if (options.liveOnly === true) {
         last = Math.max(after, await this.headSeq(conversationId));
-        if (options.first !== undefined) yield await options.first();
+        if (options.first !== undefined) yield [await options.first()];
       } else {
         if (!(await this.store.exists(conversationId))) throw notFound(conversationId);
-        if (options.first !== undefined) yield await options.first();
+        if (options.first !== undefined) yield [await options.first()];
         const kept = this.hub.recentFrom(conversationId, last + 1);
         if (kept !== undefined) {
           // Shared with the live watchers (see EventHub): no storage read, no private copy.
-          for (const e of kept) {
+          for (let i = 0; i < kept.length; i += max) {
             if (signal?.aborted === true) return;
-            yield e;
-            last = Number(e.seq);
+            const batch = kept.slice(i, i + max);
+            yield batch;
+            last = Number(batch[batch.length - 1]!.seq);
           }
         } else {
-          for await (const r of this.store.scan(conversationId, { fromSeq: last + 1, chunk: 256 })) {
+          const chunk = Math.max(max, 256);
+          let batch: Event[] = [];
+          for await (const r of this.store.scan(conversationId, { fromSeq: last + 1, chunk })) {
             if (signal?.aborted === true) return;
-            yield this.decode(conversationId, r);
+            batch.push(this.decode(conversationId, r));
+            if (batch.length === max) {
+              yield batch;
+              batch = [];
+            }
             last = r.seq;
           }
+          if (batch.length > 0) yield batch;
         }
       }
       for (;;) {
-        let event: Event | undefined;
+        let ready: Event[] | undefined;
         try {
-          event = await sub.next(signal);
+          ready = await sub.nextBatch(max, signal);
         } catch (err) {
           if (err instanceof SubscriberOverflow) throw this.fellBehind(conversationId, last);
           throw err;
         }
-        if (event === undefined) return;
-        const seq = Number(event.seq);
-        if (seq === 0) {
-          yield event;
-          continue;
-        }
-        if (seq <= last) continue; // already sent from the backlog
-        if (seq > last + 1) {
-          // Not expected (appends publish in seq order), but never skip: read the gap.
-          for await (const r of this.store.scan(conversationId, { fromSeq: last + 1, toSeq: seq - 1, chunk: 256 })) {
-            yield this.decode(conversationId, r);
-            last = r.seq;
+        if (ready === undefined) return;
+        let out: Event[] = [];
+        for (const event of ready) {
+          const seq = Number(event.seq);
+          if (seq === 0) {
+            out.push(event);
+            continue;
           }
+          if (seq <= last) continue; // already sent from the backlog
+          if (seq > last + 1) {
+            // Not expected (appends publish in seq order), but never skip: read the gap.
+            if (out.length > 0) yield out;
+            out = [];
+            for await (const r of this.store.scan(conversationId, { fromSeq: last + 1, toSeq: seq - 1, chunk: 256 })) {
+              yield [this.decode(conversationId, r)];
+              last = r.seq;
+            }
+          }
+          out.push(event);
+          last = seq;
         }
-        yield event;
-        last = seq;
+        if (out.length > 0) yield out;
       }
     } finally {
       sub.close();
