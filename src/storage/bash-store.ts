@@ -201,7 +201,10 @@ export class BashStore {
     const all = bashKeys.outputRange(commandId, 0, Number.MAX_SAFE_INTEGER);
     // The chunk containing fromOffset starts at or before it: seek backwards once.
     const [startKey] = await sub.keys({ ...bashKeys.outputRange(commandId, 0, fromOffset), reverse: true, limit: 1 }).all();
-    const it = sub.iterator({ gte: startKey ?? all.gte, lte: all.lte });
+    // Read-ahead up to the bytes wanted (classic-level's 16 KiB default would make every chunk
+    // after the first a round trip of its own); bounded by maxBytes plus one chunk.
+    const options: { gte: string; lte: string; highWaterMarkBytes: number } = { gte: startKey ?? all.gte, lte: all.lte, highWaterMarkBytes: maxBytes };
+    const it = sub.iterator(options);
     const parts: Uint8Array[] = [];
     let size = 0;
     let start = -1; // offset of the first returned byte, once known

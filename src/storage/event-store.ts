@@ -169,14 +169,19 @@ export class EventStore {
    * @throws AgentdError not_found, invalid_argument, data_loss (the walk ends at that event).
    */
   async *scan(conversationId: string, options: EventScanOptions = {}): AsyncGenerator<StoredEvent, void, undefined> {
-    for await (const r of this.log.scan(conversationId, {
+    for await (const events of this.scanChunks(conversationId, options)) yield* events;
+  }
+
+  /** scan(), a round trip's matching events at a time (never an empty array). */
+  async *scanChunks(conversationId: string, options: EventScanOptions = {}): AsyncGenerator<StoredEvent[], void, undefined> {
+    for await (const records of this.log.scanChunks(conversationId, {
       attributes: [options.kind, options.source],
       fromSeq: options.fromSeq,
       toSeq: options.toSeq,
       order: options.order,
       chunk: options.chunk,
     })) {
-      yield toStored(r);
+      yield records.map(toStored);
     }
   }
 

@@ -193,8 +193,14 @@ const PURGE_CHUNK = 1000;
 
 export class IndexedLog {
   private readonly queues = new Map<string, LogQueue>();
-  /** Committed heads. Written only by the queue owner after a batch is written (never by readers). */
+  /**
+   * Committed heads (LRU). Written by the queue owner after a batch is written; a reader may add a
+   * head it read from disk, but only if no head was cached or dropped anywhere while it read
+   * (`headEpoch` unchanged), so a read that raced a commit never replaces what the writer cached.
+   */
   private readonly heads = new Map<string, HeadState>();
+  /** Bumped by every change to `heads` other than a reader's addition. */
+  private headEpoch = 0;
   private idle: Promise<void> = Promise.resolve();
   private wakeIdle: (() => void) | undefined;
 
@@ -445,6 +451,14 @@ export class IndexedLog {
    *   filter value; data_loss when a record is unreadable (the walk ends there).
    */
   async *scan(logId: string, options: ScanOptions = {}): AsyncGenerator<LogRecord, void, undefined> {
+    for await (const records of this.scanChunks(logId, options)) yield* records;
+  }
+
+  /**
+   * scan(), a round trip's matching records at a time (never an empty array): for walks whose
+   * per-record work is small, where an async step per record would be most of the cost.
+   */
+  async *scanChunks(logId: string, options: ScanOptions = {}): AsyncGenerator<LogRecord[], void, undefined> {
     const head = await this.requireHead(logId);
     const [lo, hi] = clampRange(head, options);
     if (lo > hi) return;
@@ -462,13 +476,20 @@ export class IndexedLog {
         const next = await seqs.next();
         if (next.done === true) return;
         const values = await this.ctx.sub[k.recordSublevel].getMany(next.value.map((s) => k.record(logId, s)));
+        const out: LogRecord[] = [];
+        let deleted = false;
         for (let i = 0; i < next.value.length; i++) {
           const v = values[i];
           // Absent only if the log was deleted while we walked it; the walk then ends.
-          if (v === undefined) return;
+          if (v === undefined) {
+            deleted = true;
+            break;
+          }
           const record = this.decodeRecord(logId, next.value[i]!, v);
-          if (matches(record, plan.residual)) yield record;
+          if (matches(record, plan.residual)) out.push(record);
         }
+        if (out.length > 0) yield out;
+        if (deleted) return;
       }
     } finally {
       await seqs.return(undefined);
@@ -483,17 +504,20 @@ export class IndexedLog {
     reverse: boolean,
     chunk: number,
     residual: readonly Filter[],
-  ): AsyncGenerator<LogRecord, void, undefined> {
+  ): AsyncGenerator<LogRecord[], void, undefined> {
     const k = this.family.keys;
-    const it = this.ctx.sub[k.recordSublevel].iterator({ ...k.recordRange(logId, lo, hi), reverse });
+    const options: ReadAhead = { ...k.recordRange(logId, lo, hi), reverse, highWaterMarkBytes: readAheadBytes(chunk, RECORD_BYTES_GUESS) };
+    const it = this.ctx.sub[k.recordSublevel].iterator(options);
     try {
       for (;;) {
         const entries = await it.nextv(chunk);
         if (entries.length === 0) return;
+        const out: LogRecord[] = [];
         for (const [key, value] of entries) {
           const record = this.decodeRecord(logId, trailingInt(key), value);
-          if (matches(record, residual)) yield record;
+          if (matches(record, residual)) out.push(record);
         }
+        if (out.length > 0) yield out;
       }
     } finally {
       await it.close();
@@ -561,7 +585,7 @@ export class IndexedLog {
         try {
           resolve(await fn());
         } catch (err) {
-          this.heads.delete(logId); // the durable state is re-read by the next writer
+          this.forgetHead(logId); // the durable state is re-read by the next writer
           reject(err);
         }
       };
@@ -674,7 +698,7 @@ export class IndexedLog {
     try {
       await built.batch.write();
     } catch (err) {
-      this.heads.delete(logId);
+      this.forgetHead(logId);
       for (const j of accepted) j.reject(err);
       return;
     }
@@ -732,7 +756,7 @@ export class IndexedLog {
     const last = new WriteBatch(this.ctx).del(k.headSublevel, k.head(logId));
     if (k.deletingSublevel !== undefined) last.del(k.deletingSublevel, logId);
     await last.write(false);
-    this.heads.delete(logId);
+    this.forgetHead(logId);
   }
 
   /** Removes every record and index key of one log (the head stays). */
@@ -770,6 +794,16 @@ export class IndexedLog {
   }
 
   private cacheHead(logId: string, head: HeadState): void {
+    this.headEpoch++;
+    this.putHead(logId, head);
+  }
+
+  private forgetHead(logId: string): void {
+    this.headEpoch++;
+    this.heads.delete(logId);
+  }
+
+  private putHead(logId: string, head: HeadState): void {
     this.heads.delete(logId);
     this.heads.set(logId, head);
     if (this.heads.size > HEAD_CACHE_SIZE) {
@@ -778,14 +812,20 @@ export class IndexedLog {
     }
   }
 
-  /** The committed head (cache, else disk), without touching the cache. */
+  /**
+   * The committed head: cached, else read from disk (and cached when that is safe, see `heads`);
+   * undefined when the log does not exist.
+   */
   private async readHeadState(logId: string): Promise<HeadState | undefined> {
     const cached = this.heads.get(logId);
     if (cached !== undefined) return cached;
+    const epoch = this.headEpoch;
     const k = this.family.keys;
     const bytes = await this.ctx.sub[k.headSublevel].get(k.head(logId));
     if (bytes === undefined) return this.family.implicit ? this.emptyHead(0) : undefined;
-    return this.decodeHead(logId, bytes);
+    const head = this.decodeHead(logId, bytes);
+    if (this.headEpoch === epoch && !this.heads.has(logId)) this.putHead(logId, head);
+    return head;
   }
 
   private async requireHead(logId: string): Promise<HeadState> {
@@ -947,6 +987,23 @@ export class IndexedLog {
   }
 }
 
+/**
+ * classic-level's `highWaterMarkBytes` for a walk reading `chunk` entries per round trip. Its
+ * default (16 KiB) ends a nextv() early once that many bytes are read — at ~95 records of an
+ * ordinary event, short of a page of 100 + 1 — and each extra round trip through LevelDB's thread
+ * costs more than the whole page's decoding. Sized for the chunk, capped so an iterator never
+ * holds more than READ_AHEAD_MAX_BYTES.
+ */
+function readAheadBytes(chunk: number, bytesPerEntry: number): number {
+  return Math.min(chunk * bytesPerEntry, READ_AHEAD_MAX_BYTES);
+}
+/** Iterator options with classic-level's read-ahead bound (sublevels pass it to the database). */
+type ReadAhead = KeyRange & { reverse: boolean; highWaterMarkBytes: number };
+/** Generous per-entry sizes for readAheadBytes (an event record is typically 200 B – 2 KiB). */
+const RECORD_BYTES_GUESS = 4096;
+const INDEX_KEY_BYTES_GUESS = 256;
+const READ_AHEAD_MAX_BYTES = 4 * 1024 * 1024;
+
 /** The seqs of one index key range, read in chunks. */
 class SeqStream {
   private readonly it: { nextv(size: number): Promise<string[]>; close(): Promise<void> };
@@ -955,7 +1012,8 @@ class SeqStream {
   private done = false;
 
   constructor(sub: Sublevel, range: KeyRange, reverse: boolean, private readonly chunk: number) {
-    this.it = sub.keys({ ...range, reverse });
+    const options: ReadAhead = { ...range, reverse, highWaterMarkBytes: readAheadBytes(chunk, INDEX_KEY_BYTES_GUESS) };
+    this.it = sub.keys(options);
   }
 
   async peek(): Promise<number | undefined> {

@@ -1,4 +1,5 @@
-import { create, toBinary } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import { describe, expect, it } from "vitest";
 import { BashEventRecordSchema, EventRecordSchema, SeqPointerSchema } from "../../gen/agentd/storage/v1/storage_pb.js";
 import { decodeBashEventRecord, decodeEventRecord, decodeSeqPointer, encodeRecord, encodeSeqPointer } from "./records.js";
@@ -27,7 +28,33 @@ describe("hot-path record encoders", () => {
     }
   });
 
+  it("decode as protobuf-es does, skipping unknown fields of every wire type", () => {
+    const known = toBinary(EventRecordSchema, create(EventRecordSchema, { id: "é-1", seq: 7n, timestampMs: 1_795_290_426_344n, kind: "MessageEvent", source: "user", body: new Uint8Array([1, 2, 3]) }));
+    const unknown = new BinaryWriter()
+      .tag(9, WireType.Varint).uint64(12345n)
+      .tag(10, WireType.Bit64).fixed64(1n)
+      .tag(11, WireType.LengthDelimited).bytes(new Uint8Array([9, 9]))
+      .tag(12, WireType.Bit32).fixed32(3)
+      .tag(2, WireType.Varint).uint64(8n) // a repeated scalar: the last one wins
+      .finish();
+    const bytes = new Uint8Array([...known, ...unknown]);
+    const reference = fromBinary(EventRecordSchema, bytes);
+    const { body, ...fields } = decodeEventRecord(bytes);
+    expect(fields).toEqual({ id: reference.id, seq: Number(reference.seq), timestampMs: Number(reference.timestampMs), kind: reference.kind, field5: reference.source });
+    expect([...body]).toEqual([...reference.body]);
+    expect(fields.seq).toBe(8);
+  });
+
   it("reject bytes that are not a record", () => {
+    const valid = encodeRecord({ id: "e-1", seq: 300, timestampMs: 5, kind: "ActionEvent", field5: "agent", body: new Uint8Array(40).fill(7) });
+    // Cut inside a field (every cut except at a field boundary, which leaves a valid shorter record).
+    const boundaries = new Set([0, 5, 8, 10, 23, 30, valid.length]);
+    for (let cut = 1; cut < valid.length; cut++) {
+      if (!boundaries.has(cut)) expect(() => decodeEventRecord(valid.subarray(0, cut)), `cut at ${cut}`).toThrow();
+    }
+    expect(() => decodeEventRecord(new Uint8Array([(2 << 3) | WireType.LengthDelimited, 1, 0]))).toThrow(/wire type/); // seq as bytes
+    expect(() => decodeEventRecord(new Uint8Array([(1 << 3) | WireType.LengthDelimited, 2, 0xc3, 0x28]))).toThrow(); // invalid UTF-8
+    expect(() => decodeEventRecord(new Uint8Array([(7 << 3) | WireType.StartGroup]))).toThrow();
     expect(() => decodeEventRecord(new Uint8Array([0xff, 0xff, 0xff, 0x07]))).toThrow();
     expect(() => decodeSeqPointer(new Uint8Array([0x0a, 0x05, 0x01]))).toThrow();
   });

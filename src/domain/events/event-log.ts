@@ -25,14 +25,14 @@
 
 import { createHash, randomUUID } from "node:crypto";
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
-import { BinaryReader, BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
-import { timestampFromMs, TimestampSchema } from "@bufbuild/protobuf/wkt";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { AgentdError } from "../../errors.js";
 import { EventSchema } from "../../../gen/agentd/v1/event_pb.js";
 import type { Event, EventSource } from "../../../gen/agentd/v1/event_pb.js";
 import type { EventStore, StoredEvent } from "../../storage/event-store.js";
 import { isValidId as isWellFormedId } from "../../storage/keys.js";
 import { decodePageToken, encodePageToken } from "../../storage/page-token.js";
+import { varintSize, WIRE_DELIMITED, WIRE_VARINT, WireCursor, writeVarint } from "../../storage/wire.js";
 import { EventHub, SubscriberOverflow } from "./event-hub.js";
 import { isTransient, kindOf, messageTexts, normalizeKindFilter, sourceName } from "./event-kinds.js";
 
@@ -300,7 +300,7 @@ export class EventLog {
     }
     if (resolved.empty || fromSeq > toSeq) return { items: [], nextPageToken: "" };
     const items: T[] = [];
-    for await (const r of this.store.scan(conversationId, {
+    for await (const chunk of this.store.scanChunks(conversationId, {
       kind: resolved.kind,
       source: resolved.source,
       fromSeq,
@@ -308,12 +308,14 @@ export class EventLog {
       order,
       chunk: resolved.body === undefined ? limit + 1 : 256,
     })) {
-      // The first event past the page only names the next page; it is decoded only when a body
-      // filter must decide whether it matches.
-      const event = resolved.body === undefined ? undefined : this.decode(conversationId, r);
-      if (event !== undefined && !bodyMatches(event, resolved.body!)) continue;
-      if (items.length === limit) return { items, nextPageToken: encodePageToken({ nextSeq: r.seq, filterHash }) };
-      items.push(item(r, event));
+      for (const r of chunk) {
+        // The first event past the page only names the next page; it is decoded only when a body
+        // filter must decide whether it matches.
+        const event = resolved.body === undefined ? undefined : this.decode(conversationId, r);
+        if (event !== undefined && !bodyMatches(event, resolved.body!)) continue;
+        if (items.length === limit) return { items, nextPageToken: encodePageToken({ nextSeq: r.seq, filterHash }) };
+        items.push(item(r, event));
+      }
     }
     return { items, nextPageToken: "" };
   }
@@ -538,20 +540,33 @@ function unreadable(conversationId: string, r: StoredEvent, cause: unknown): Age
 function encodeStored(r: StoredEvent): Uint8Array {
   // The framing of every top-level field is checked (cheap: nothing is decoded), so a truncated
   // or garbled record is reported here as data loss rather than failing in the client's parser.
-  const reader = new BinaryReader(r.body);
-  while (reader.pos < reader.len) {
-    const [no, wireType] = reader.tag();
-    if (no === 0) throw new Error("field number 0");
-    reader.skip(wireType, no);
+  const body = new WireCursor(r.body);
+  while (!body.done) {
+    const tag = body.varint();
+    if (tag < 8) throw new Error("field number 0");
+    body.skip(tag & 7);
   }
-  const tail = new BinaryWriter()
-    .tag(EVENT_SEQ_FIELD, WireType.Varint)
-    .uint64(r.seq)
-    .tag(EVENT_TIMESTAMP_FIELD, WireType.LengthDelimited)
-    .bytes(toBinary(TimestampSchema, timestampFromMs(r.timestampMs)))
-    .finish();
-  const out = new Uint8Array(r.body.byteLength + tail.byteLength);
+  // Appended: seq, and the timestamp as a google.protobuf.Timestamp (seconds 1, nanos 2; proto3
+  // leaves zeros out), exactly as toBinary writes them.
+  const seconds = Math.floor(r.timestampMs / 1000);
+  const nanos = (r.timestampMs % 1000) * 1_000_000;
+  const tsSize = (seconds === 0 ? 0 : 1 + varintSize(seconds)) + (nanos === 0 ? 0 : 1 + varintSize(nanos));
+  const out = new Uint8Array(r.body.byteLength + (r.seq === 0 ? 0 : 1 + varintSize(r.seq)) + 1 + varintSize(tsSize) + tsSize);
   out.set(r.body, 0);
-  out.set(tail, r.body.byteLength);
+  let at = r.body.byteLength;
+  if (r.seq !== 0) {
+    out[at++] = (EVENT_SEQ_FIELD << 3) | WIRE_VARINT;
+    at = writeVarint(out, at, r.seq);
+  }
+  out[at++] = (EVENT_TIMESTAMP_FIELD << 3) | WIRE_DELIMITED;
+  at = writeVarint(out, at, tsSize);
+  if (seconds !== 0) {
+    out[at++] = (1 << 3) | WIRE_VARINT;
+    at = writeVarint(out, at, seconds);
+  }
+  if (nanos !== 0) {
+    out[at++] = (2 << 3) | WIRE_VARINT;
+    writeVarint(out, at, nanos);
+  }
   return out;
 }
