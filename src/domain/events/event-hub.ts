@@ -11,7 +11,7 @@
 import type { AgentdError } from "../../errors.js";
 import type { Event } from "../../../gen/agentd/v1/event_pb.js";
 
-/** Thrown by {@link Subscriber.next} once the subscriber's queue has overflowed. */
+/** Thrown by {@link Subscriber.nextBatch} once the subscriber's queue has overflowed. */
 export class SubscriberOverflow extends Error {
   override readonly name = "SubscriberOverflow";
 }
@@ -35,10 +35,10 @@ export class Subscriber {
   }
 
   /**
-   * Called by the hub; never blocks. With `wake` false the reader is not woken here: the hub
-   * wakes it with {@link wakeUp} (an overflow still wakes it at once).
+   * Called by the hub; never blocks. The reader is not woken here: the hub wakes it with
+   * {@link wakeUp} once for everything it published in this turn (an overflow wakes it at once).
    */
-  push(event: Event, wake = true): void {
+  push(event: Event): void {
     if (this.overflowed || this.ended !== undefined) return;
     if (this.queued >= this.limit) {
       this.overflowed = true;
@@ -48,7 +48,6 @@ export class Subscriber {
       this.notify();
     } else {
       this.queue.push(event);
-      if (wake) this.notify();
     }
   }
 
@@ -66,16 +65,9 @@ export class Subscriber {
   }
 
   /**
-   * The next event. Resolves undefined when `signal` aborts or the subscription was closed.
-   * @throws SubscriberOverflow when the queue overflowed; the error given to end() when ended.
-   */
-  async next(signal?: AbortSignal): Promise<Event | undefined> {
-    return (await this.nextBatch(1, signal))?.[0];
-  }
-
-  /**
    * Every queued event, up to `max` (≥ 1), oldest first; waits while none is queued. Resolves
-   * undefined and throws as next().
+   * undefined when `signal` aborts or the subscription was closed.
+   * @throws SubscriberOverflow when the queue overflowed; the error given to end() when ended.
    */
   async nextBatch(max: number, signal?: AbortSignal): Promise<Event[] | undefined> {
     for (;;) {
@@ -175,7 +167,7 @@ export class EventHub {
     this.remember(conversationId, events);
     if (set === undefined) return;
     for (const s of set) {
-      for (const e of events) s.push(e, false);
+      for (const e of events) s.push(e);
       this.toWake.add(s);
     }
     if (!this.wakeScheduled) {
