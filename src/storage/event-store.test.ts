@@ -107,6 +107,52 @@ describe("EventStore", () => {
     expect(writes).toBeLessThanOrEqual(4);
   });
 
+  it("never lets a reader cache a head it read before a commit that finished first", async () => {
+    await store.events.createLog("c1");
+    await store.events.append("c1", [entry("h1")]);
+    // A fresh store has no cached heads: the next read of the head goes to LevelDB.
+    await store.close();
+    store = await openStore(dir);
+    const ctx = (store.events as unknown as { log: { ctx: { sub: Record<string, { get(key: string): Promise<Uint8Array | undefined> }> } } }).log.ctx;
+    const heads = ctx.sub["log-head"]!;
+    const realGet = heads.get.bind(heads);
+    // The reader's read sees the head before the commit below, and returns only after it.
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let delayed = false;
+    heads.get = async (key: string) => {
+      const bytes = await realGet(key);
+      if (!delayed) {
+        delayed = true;
+        await released;
+      }
+      return bytes;
+    };
+    const write = WriteBatch.prototype.write;
+    try {
+      const reading = store.events.head("c1"); // the delayed read: lastSeq 1
+      const [second] = await store.events.append("c1", [entry("h2")]); // commits and caches lastSeq 2
+      expect(second!.seq).toBe(2);
+      // A failed write drops the cached head (the next writer re-reads the durable one), so the
+      // cache is empty when the stale read returns.
+      WriteBatch.prototype.write = () => Promise.reject(new Error("injected write failure"));
+      await expect(store.events.append("c1", [entry("lost")])).rejects.toThrow("injected write failure");
+      WriteBatch.prototype.write = write;
+      release();
+      expect((await reading).lastSeq).toBe(1); // the reader gets what it read...
+    } finally {
+      heads.get = realGet;
+      WriteBatch.prototype.write = write;
+    }
+    // ...but must not have put it in the cache: the next append continues after seq 2.
+    const [third] = await store.events.append("c1", [entry("h3")]);
+    expect(third!.seq).toBe(3);
+    expect((await store.events.head("c1")).lastSeq).toBe(3);
+    const seqs: number[] = [];
+    for await (const e of store.events.scan("c1")) seqs.push(e.seq);
+    expect(seqs).toEqual([1, 2, 3]);
+  });
+
   it("writes an append atomically: a call with a taken id writes nothing, its neighbours succeed", async () => {
     await store.events.createLog("c1");
     await store.events.append("c1", [entry("taken")]);
