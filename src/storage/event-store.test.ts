@@ -320,6 +320,21 @@ describe("EventStore", () => {
     for (const r of small) expect(r).toBeLessThanOrEqual(101 * 4); // a merge reads ≤ one chunk per pair
   });
 
+  it("reads an unfiltered page of 101 ordinary events in one LevelDB round trip", async () => {
+    await store.events.createLog("c1");
+    // ~1 KiB bodies: 101 of them are well past classic-level's default 16 KiB read-ahead.
+    await store.events.append("c1", Array.from({ length: 300 }, (_, i) => entry(`r${i}`, "MessageEvent", "user", Date.now(), new Uint8Array(1000).fill(i % 256))));
+    const spy = spyOnIterators(store);
+    let n = 0;
+    for await (const chunk of store.events.scanChunks("c1", { fromSeq: 50, chunk: 101 })) {
+      n += chunk.length;
+      break;
+    }
+    spy.restore();
+    expect(n).toBe(101);
+    expect(spy.roundTrips).toBe(1);
+  });
+
   it("fails only the read of a corrupt value with data_loss and keeps serving the rest", async () => {
     await store.events.createLog("c1");
     await store.events.append("c1", Array.from({ length: 10 }, (_, i) => entry(`k${i}`)));
@@ -381,8 +396,8 @@ describe("EventStore", () => {
 });
 
 /** Counts iterators opened and entries read through any sublevel of the store. */
-function spyOnIterators(store: Store): { readonly opened: number; readonly entries: number; restore(): void } {
-  const state = { opened: 0, entries: 0 };
+function spyOnIterators(store: Store): { readonly opened: number; readonly entries: number; readonly roundTrips: number; restore(): void } {
+  const state = { opened: 0, entries: 0, roundTrips: 0 };
   // Every sublevel iterator of the store is created by one of these methods of a sublevel object.
   const subs = new Set<Record<string, unknown>>();
   const ctx = (store.events as unknown as { log: { ctx: { sub: Record<string, Record<string, unknown>> } } }).log.ctx;
@@ -398,6 +413,7 @@ function spyOnIterators(store: Store): { readonly opened: number; readonly entri
         const all = it.all.bind(it);
         it.nextv = async (n: number) => {
           const r = await nextv(n);
+          state.roundTrips++;
           state.entries += r.length;
           return r;
         };
@@ -419,6 +435,9 @@ function spyOnIterators(store: Store): { readonly opened: number; readonly entri
     },
     get entries() {
       return state.entries;
+    },
+    get roundTrips() {
+      return state.roundTrips;
     },
     restore: () => restores.forEach((r) => r()),
   };
