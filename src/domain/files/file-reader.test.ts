@@ -99,7 +99,18 @@ describe("read", () => {
     })().catch((e: unknown) => e);
     expect((err as AgentdError).code).toBe("canceled");
     expect(n).toBe(3);
+    // A consumer that walks away mid-stream without ending the iterator (as an RPC framework may
+    // once its client is gone): the abort alone releases the file, with a read ahead in flight.
+    const ac2 = new AbortController();
+    const abandoned = await files.read("f", { chunkSize: 1024, signal: ac2.signal });
+    const it = abandoned[Symbol.asyncIterator]();
+    await it.next();
+    const readAhead = it.next();
+    ac2.abort();
+    await abandoned.released; // nobody else closes it
     expect(await openFds()).toBe(before);
+    expect((await readAhead).done).toBe(false); // the read already in flight completed first
+    await expect(it.next()).rejects.toMatchObject({ code: "canceled" });
   });
 
   it("streams a 256 MiB file with rss growth under 64 MiB (the consumer pulls)", async () => {

@@ -57,12 +57,19 @@ function checkCount(name: string, v: number | undefined, min: number, max = Numb
  * surface before the first byte (a REST layer can still choose its status code).
  *
  * Iterate it once. If you decide not to iterate, call `close()` to release the file handle;
- * iteration (finished, failed or broken off) always closes it.
+ * iteration (finished, failed or broken off) always closes it, and so does aborting `signal` —
+ * also when the consumer abandons the iterator without ending it (an RPC framework that stops
+ * pulling once its client has gone), which would otherwise leave the file open until GC.
  */
 export class FileReadStream implements AsyncIterable<Uint8Array> {
   #fh: FileHandle | undefined;
   #started = false;
   #result: ReadResult | undefined;
+  readonly #onAbort = (): void => void this.close().catch(() => undefined);
+  #closed: Promise<void> | undefined;
+  #release!: () => void;
+  /** Settles once the file handle is closed, whoever closed it (iteration, close(), an abort). */
+  readonly released = new Promise<void>((resolve) => (this.#release = resolve));
 
   private constructor(
     fh: FileHandle,
@@ -77,6 +84,7 @@ export class FileReadStream implements AsyncIterable<Uint8Array> {
     private readonly recycle: number,
   ) {
     this.#fh = fh;
+    signal?.addEventListener("abort", this.#onAbort, { once: true });
   }
 
   /**
@@ -130,11 +138,15 @@ export class FileReadStream implements AsyncIterable<Uint8Array> {
     return this.#result;
   }
 
-  /** Releases the file handle; idempotent. */
-  async close(): Promise<void> {
-    const fh = this.#fh;
-    this.#fh = undefined;
-    await fh?.close();
+  /** Releases the file handle (after a read in flight, if any); idempotent: every call resolves once it is closed. */
+  close(): Promise<void> {
+    if (this.#closed === undefined) {
+      const fh = this.#fh;
+      this.#fh = undefined;
+      this.signal?.removeEventListener("abort", this.#onAbort);
+      this.#closed = (fh === undefined ? Promise.resolve() : fh.close()).finally(() => this.#release());
+    }
+    return this.#closed;
   }
 
   [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
@@ -181,6 +193,8 @@ export class FileReadStream implements AsyncIterable<Uint8Array> {
       }
       this.#result = { bytesServed: this.length, sha256: hash.digest("hex") };
     } catch (err) {
+      // Aborting closes the file under a read in flight: report the abort, not the closed handle.
+      if (this.signal?.aborted === true) throw new AgentdError("canceled", `download of ${this.info.path} was canceled`);
       throw mapFsError(err, this.info.path);
     } finally {
       await this.close();
