@@ -49,6 +49,9 @@ import { splitPath } from "./rest-routes.js";
 import { describeError, wsCloseOf } from "./rpc-errors.js";
 import { timestampNow } from "@bufbuild/protobuf/wkt";
 
+/** max_batch of the WatchEvents call behind an events socket. */
+const SOCKET_WATCH_BATCH = 100;
+
 /** What the socket gateway needs to know about session keys (SessionKeys fits). */
 export interface KeyCheck {
   readonly disabled: boolean;
@@ -206,13 +209,19 @@ export class SocketGateway {
   async #pump(ws: WebSocket, target: Target, query: URLSearchParams, key: string | undefined, signal: AbortSignal): Promise<void> {
     if (target.type === "events") {
       const conversationId = normalizeUuid(target.conversationId, "conversation_id");
-      const request = create(EventService.method.watchEvents.input, { conversationId, ...(await this.#replayFrom(conversationId, query, key, signal)) });
+      // Batches (one frame per event all the same): a socket that is behind then costs the
+      // in-process call one message per batch rather than per event.
+      const request = create(EventService.method.watchEvents.input, {
+        conversationId,
+        maxBatch: SOCKET_WATCH_BATCH,
+        ...(await this.#replayFrom(conversationId, query, key, signal)),
+      });
       // A client that resumes by `after_seq` speaks our cursor and gets `seq` in every frame.
       const extensions = query.has("after_seq") || /^(1|true|yes)$/i.test(query.get("agentd_extensions") ?? "");
       const stream = await this.#caller.stream(EventService.method.watchEvents, request, key, signal);
-      for await (const item of stream) {
-        if (item.item.case !== "event") continue;
-        await send(ws, JSON.stringify(toOpenHandsJson(EventSchema, item.item.value, { excludeNone: true, extensions })));
+      for await (const { item } of stream) {
+        const events = item.case === "events" ? item.value.events : item.case === "event" ? [item.value] : [];
+        for (const event of events) await send(ws, JSON.stringify(toOpenHandsJson(EventSchema, event, { excludeNone: true, extensions })));
       }
     } else {
       const resendAll = resendMode(query) === "all";
