@@ -69,6 +69,13 @@ describe("crash recovery", () => {
     });
     const id = conversation!.id;
     await llm.waitForRequests(2); // the second LLM call hangs: the agent is mid-run
+    // The last observation of a step is written while the next LLM call starts (the loop's
+    // appendDeferred): wait for it to be stored rather than assume it already is.
+    const watching = new AbortController();
+    for await (const item of client(EventService, first.url, "grpc").watchEvents({ conversationId: id }, { signal: watching.signal })) {
+      if (item.item.case === "event" && item.item.value.payload.case === "observationEvent") break;
+    }
+    watching.abort();
     const before = await allEvents(first.url, id);
     expect(before.some((e) => e.payload.case === "observationEvent")).toBe(true);
 
