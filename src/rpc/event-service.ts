@@ -274,7 +274,8 @@ function preEncodedBatch(events: readonly Event[]): WatchEventsResponse {
   res.$unknown = events.map((event) => {
     const e = encodingsOf(event);
     if (e.inBatch === undefined) {
-      // EventBatch.events is field 1 like WatchEventsResponse.event: the same encoded field.
+      // A one-event EventBatch: its `events` field carrying the event's encoding (`single.data`
+      // is the length-prefixed event, whatever the field number around it).
       const batchOfOne = new BinaryWriter().tag(EventBatchSchema.field.events!.number, WireType.LengthDelimited).raw(e.single.data).finish();
       e.inBatch = encodedMessageField(WatchEventsResponseSchema.field.events!.number, batchOfOne);
     }
