@@ -8,7 +8,7 @@
  *    vs `FileService/StatFile` (falls back to `GET /api/tools/` vs `ListTools` while files are
  *    not implemented).
  *    Both sides use the same HTTP client (undici `fetch`, keep-alive), so the difference is the
- *    server's: gateway routing + codec + the in-process router transport vs connect-node's JSON.
+ *    server's: gateway routing + codec + the in-process call vs connect-node's JSON.
  *    The two are interleaved in blocks of 100 to spread machine noise.
  * 3. WebSocket event delivery vs the gRPC stream: both subscribed to the same conversation; each
  *    SendMessage's event is timed from the send to its arrival on each. Needs EventService and
