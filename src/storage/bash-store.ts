@@ -21,7 +21,7 @@ import type { StorageContext } from "./db.js";
 import { IndexedLog } from "./indexed-log.js";
 import type { AppendOptions, Appended, LogFamily, LogRecord } from "./indexed-log.js";
 import { bashKeys, bashLogKeys, checkId, encodeInt, isValidId, trailingInt } from "./keys.js";
-import { decodeBashEventRecord, decodeSeqPointer, encodeRecord, encodeSeqPointer } from "./records.js";
+import { decodeRecord, decodeSeqPointer, encodeRecord, encodeSeqPointer } from "./records.js";
 
 /** One bash event to append. */
 export interface BashEventEntry {
@@ -88,7 +88,7 @@ const family: LogFamily = {
   encode: (r) =>
     encodeRecord({ id: r.id, seq: r.seq, timestampMs: r.timestampMs, kind: r.attributes[KIND]!, field5: r.attributes[COMMAND]!, body: r.body }),
   decode: (bytes) => {
-    const m = decodeBashEventRecord(bytes);
+    const m = decodeRecord(bytes);
     return { id: m.id, seq: m.seq, timestampMs: m.timestampMs, attributes: [m.kind, m.field5], body: m.body };
   },
   encodePointer: encodeSeqPointer,

@@ -19,7 +19,7 @@ import type { StorageContext, WriteBatch } from "./db.js";
 import { IndexedLog } from "./indexed-log.js";
 import type { AppendOptions, Appended, LogFamily, LogRecord } from "./indexed-log.js";
 import { eventLogKeys } from "./keys.js";
-import { decodeEventRecord, decodeSeqPointer, encodeRecord, encodeSeqPointer } from "./records.js";
+import { decodeRecord, decodeSeqPointer, encodeRecord, encodeSeqPointer } from "./records.js";
 
 export type { AppendOptions, Appended } from "./indexed-log.js";
 
@@ -84,7 +84,7 @@ const family: LogFamily = {
   encode: (r) =>
     encodeRecord({ id: r.id, seq: r.seq, timestampMs: r.timestampMs, kind: r.attributes[KIND]!, field5: r.attributes[SOURCE]!, body: r.body }),
   decode: (bytes) => {
-    const m = decodeEventRecord(bytes);
+    const m = decodeRecord(bytes);
     return { id: m.id, seq: m.seq, timestampMs: m.timestampMs, attributes: [m.kind, m.field5], body: m.body };
   },
   encodePointer: encodeSeqPointer,

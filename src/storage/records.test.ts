@@ -2,7 +2,7 @@ import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import { describe, expect, it } from "vitest";
 import { BashEventRecordSchema, EventRecordSchema, SeqPointerSchema } from "../../gen/agentd/storage/v1/storage_pb.js";
-import { decodeBashEventRecord, decodeEventRecord, decodeSeqPointer, encodeRecord, encodeSeqPointer } from "./records.js";
+import { decodeRecord, decodeSeqPointer, encodeRecord, encodeSeqPointer } from "./records.js";
 
 describe("hot-path record encoders", () => {
   const numbers = [0, 1, 127, 128, 255, 300, 16_383, 16_384, 2 ** 31, 2 ** 32 + 5, 1_795_290_426_344, Number.MAX_SAFE_INTEGER];
@@ -17,10 +17,10 @@ describe("hot-path record encoders", () => {
           const bash = toBinary(BashEventRecordSchema, create(BashEventRecordSchema, { id, seq: BigInt(n), timestampMs: BigInt(n), kind, commandId: other, body }));
           expect(Buffer.from(mine).equals(Buffer.from(event))).toBe(true);
           expect(Buffer.from(mine).equals(Buffer.from(bash))).toBe(true);
-          const { body: decoded, ...fields } = decodeEventRecord(mine);
+          const { body: decoded, ...fields } = decodeRecord(mine);
           expect(fields).toEqual({ id, seq: n, timestampMs: n, kind, field5: other });
           expect(Buffer.from(decoded).equals(Buffer.from(body))).toBe(true);
-          expect(decodeBashEventRecord(mine).field5).toBe(other);
+          expect(decodeRecord(mine).field5).toBe(other);
         }
       }
       expect(Buffer.from(encodeSeqPointer(n)).equals(Buffer.from(toBinary(SeqPointerSchema, create(SeqPointerSchema, { seq: BigInt(n) }))))).toBe(true);
@@ -39,7 +39,7 @@ describe("hot-path record encoders", () => {
       .finish();
     const bytes = new Uint8Array([...known, ...unknown]);
     const reference = fromBinary(EventRecordSchema, bytes);
-    const { body, ...fields } = decodeEventRecord(bytes);
+    const { body, ...fields } = decodeRecord(bytes);
     expect(fields).toEqual({ id: reference.id, seq: Number(reference.seq), timestampMs: Number(reference.timestampMs), kind: reference.kind, field5: reference.source });
     expect([...body]).toEqual([...reference.body]);
     expect(fields.seq).toBe(8);
@@ -50,12 +50,12 @@ describe("hot-path record encoders", () => {
     // Cut inside a field (every cut except at a field boundary, which leaves a valid shorter record).
     const boundaries = new Set([0, 5, 8, 10, 23, 30, valid.length]);
     for (let cut = 1; cut < valid.length; cut++) {
-      if (!boundaries.has(cut)) expect(() => decodeEventRecord(valid.subarray(0, cut)), `cut at ${cut}`).toThrow();
+      if (!boundaries.has(cut)) expect(() => decodeRecord(valid.subarray(0, cut)), `cut at ${cut}`).toThrow();
     }
-    expect(() => decodeEventRecord(new Uint8Array([(2 << 3) | WireType.LengthDelimited, 1, 0]))).toThrow(/wire type/); // seq as bytes
-    expect(() => decodeEventRecord(new Uint8Array([(1 << 3) | WireType.LengthDelimited, 2, 0xc3, 0x28]))).toThrow(); // invalid UTF-8
-    expect(() => decodeEventRecord(new Uint8Array([(7 << 3) | WireType.StartGroup]))).toThrow();
-    expect(() => decodeEventRecord(new Uint8Array([0xff, 0xff, 0xff, 0x07]))).toThrow();
+    expect(() => decodeRecord(new Uint8Array([(2 << 3) | WireType.LengthDelimited, 1, 0]))).toThrow(/wire type/); // seq as bytes
+    expect(() => decodeRecord(new Uint8Array([(1 << 3) | WireType.LengthDelimited, 2, 0xc3, 0x28]))).toThrow(); // invalid UTF-8
+    expect(() => decodeRecord(new Uint8Array([(7 << 3) | WireType.StartGroup]))).toThrow();
+    expect(() => decodeRecord(new Uint8Array([0xff, 0xff, 0xff, 0x07]))).toThrow();
     expect(() => decodeSeqPointer(new Uint8Array([0x0a, 0x05, 0x01]))).toThrow();
   });
 });

@@ -9,9 +9,8 @@
  */
 
 import { fromBinary } from "@bufbuild/protobuf";
-import { WireType } from "@bufbuild/protobuf/wire";
 import { SeqPointerSchema } from "../../gen/agentd/storage/v1/storage_pb.js";
-import { varintSize, WIRE_DELIMITED, WIRE_VARINT, WireCursor, writeVarint } from "./wire.js";
+import { varintFieldSize, varintSize, WIRE_DELIMITED, WIRE_VARINT, WireCursor, writeVarint, writeVarintField } from "./wire.js";
 
 /** The fields shared by EventRecord and BashEventRecord (field 5 is source or command_id). */
 export interface RecordFields {
@@ -45,55 +44,35 @@ export function encodeRecord(r: RecordFields): Uint8Array {
   at = writeAsciiField(out, at, 4, r.kind);
   at = writeAsciiField(out, at, 5, r.field5);
   if (r.body.byteLength !== 0) {
-    out[at++] = (6 << 3) | WireType.LengthDelimited;
+    out[at++] = (6 << 3) | WIRE_DELIMITED;
     at = writeVarint(out, at, r.body.byteLength);
     out.set(r.body, at);
   }
   return out;
 }
 
-/** Size of a varint field (tag + value) for a non-negative safe integer; 0 for the default 0. */
-function varintFieldSize(n: number): number {
-  return n === 0 ? 0 : 1 + varintSize(n);
-}
-
 function stringFieldSize(s: string): number {
   return s.length === 0 ? 0 : 1 + varintSize(s.length) + s.length;
 }
 
-function writeVarintField(out: Uint8Array, at: number, field: number, n: number): number {
-  if (n === 0) return at;
-  out[at++] = (field << 3) | WireType.Varint;
-  return writeVarint(out, at, n);
-}
-
 function writeAsciiField(out: Uint8Array, at: number, field: number, s: string): number {
   if (s.length === 0) return at;
-  out[at++] = (field << 3) | WireType.LengthDelimited;
+  out[at++] = (field << 3) | WIRE_DELIMITED;
   at = writeVarint(out, at, s.length);
   for (let i = 0; i < s.length; i++) out[at++] = s.charCodeAt(i);
   return at;
 }
 
-/** Decodes an EventRecord (field 5 is `source`). Throws on invalid bytes. */
-export function decodeEventRecord(bytes: Uint8Array): RecordFields {
-  return decodeRecord(bytes);
-}
-
-/** Decodes a BashEventRecord (field 5 is `command_id`). Throws on invalid bytes. */
-export function decodeBashEventRecord(bytes: Uint8Array): RecordFields {
-  return decodeRecord(bytes);
-}
-
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
 /**
- * Reads the shared record layout as a proto3 parser would (unknown fields skipped, the last of a
+ * Decodes an EventRecord or a BashEventRecord (field 5 is `source` or `command_id`). Throws on
+ * invalid bytes. Reads the shared record layout as a proto3 parser would (unknown fields skipped, the last of a
  * repeated scalar wins, `body` a view into `bytes`), but refuses anything a writer of these
  * messages cannot have produced — a known field with another wire type, a group, invalid UTF-8,
  * truncation — so damaged values surface as errors (data_loss above), never as odd records.
  */
-function decodeRecord(bytes: Uint8Array): RecordFields {
+export function decodeRecord(bytes: Uint8Array): RecordFields {
   const w = new WireCursor(bytes);
   let id = "";
   let seq = 0;

@@ -81,3 +81,15 @@ export function writeVarint(out: Uint8Array, at: number, n: number): number {
   out[at++] = n;
   return at;
 }
+
+/** Size of a varint field (a one-byte tag + value) of a non-negative integer; 0 for the default 0, which proto3 leaves out. */
+export function varintFieldSize(n: number): number {
+  return n === 0 ? 0 : 1 + varintSize(n);
+}
+
+/** Writes a varint field (field numbers below 16: a one-byte tag), nothing for 0; returns the next position. */
+export function writeVarintField(out: Uint8Array, at: number, field: number, n: number): number {
+  if (n === 0) return at;
+  out[at++] = (field << 3) | WIRE_VARINT;
+  return writeVarint(out, at, n);
+}

@@ -32,7 +32,7 @@ import type { Event, EventSource } from "../../../gen/agentd/v1/event_pb.js";
 import type { EventStore, StoredEvent } from "../../storage/event-store.js";
 import { isValidId as isWellFormedId } from "../../storage/keys.js";
 import { decodePageToken, encodePageToken } from "../../storage/page-token.js";
-import { varintSize, WIRE_DELIMITED, WIRE_VARINT, WireCursor, writeVarint } from "../../storage/wire.js";
+import { varintFieldSize, varintSize, WIRE_DELIMITED, WireCursor, writeVarint, writeVarintField } from "../../storage/wire.js";
 import { EventHub, SubscriberOverflow } from "./event-hub.js";
 import { isTransient, kindOf, messageTexts, normalizeKindFilter, sourceName } from "./event-kinds.js";
 
@@ -550,23 +550,13 @@ function encodeStored(r: StoredEvent): Uint8Array {
   // leaves zeros out), exactly as toBinary writes them.
   const seconds = Math.floor(r.timestampMs / 1000);
   const nanos = (r.timestampMs % 1000) * 1_000_000;
-  const tsSize = (seconds === 0 ? 0 : 1 + varintSize(seconds)) + (nanos === 0 ? 0 : 1 + varintSize(nanos));
-  const out = new Uint8Array(r.body.byteLength + (r.seq === 0 ? 0 : 1 + varintSize(r.seq)) + 1 + varintSize(tsSize) + tsSize);
+  const tsSize = varintFieldSize(seconds) + varintFieldSize(nanos);
+  const out = new Uint8Array(r.body.byteLength + varintFieldSize(r.seq) + 1 + varintSize(tsSize) + tsSize);
   out.set(r.body, 0);
-  let at = r.body.byteLength;
-  if (r.seq !== 0) {
-    out[at++] = (EVENT_SEQ_FIELD << 3) | WIRE_VARINT;
-    at = writeVarint(out, at, r.seq);
-  }
+  let at = writeVarintField(out, r.body.byteLength, EVENT_SEQ_FIELD, r.seq);
   out[at++] = (EVENT_TIMESTAMP_FIELD << 3) | WIRE_DELIMITED;
   at = writeVarint(out, at, tsSize);
-  if (seconds !== 0) {
-    out[at++] = (1 << 3) | WIRE_VARINT;
-    at = writeVarint(out, at, seconds);
-  }
-  if (nanos !== 0) {
-    out[at++] = (2 << 3) | WIRE_VARINT;
-    writeVarint(out, at, nanos);
-  }
+  at = writeVarintField(out, at, 1, seconds);
+  writeVarintField(out, at, 2, nanos);
   return out;
 }
