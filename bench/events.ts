@@ -50,6 +50,7 @@ import { EventService, EventSortOrder, type WatchEventsRequestSchema } from "../
 import { MessageRole } from "../gen/agentd/v1/message_pb.js";
 import { EventLog } from "../src/domain/events/event-log.js";
 import { encodeInt } from "../src/storage/keys.js";
+import { WIRE_DELIMITED, WireCursor } from "../src/storage/wire.js";
 import { openStore } from "../src/storage/open-store.js";
 import { median, percentile, printTable, rssMiB, timeEach, windowedGrpcTransport, type Row } from "./lib.js";
 
@@ -388,73 +389,42 @@ interface LightEvent {
   text: string | undefined;
 }
 
-/**
- * A minimal protobuf wire walker over one buffer: no reader objects, no sub-buffers (the
- * subscribers' decoding must stay well below the server's delivery cost).
- */
-class Wire {
-  pos = 0;
-  constructor(readonly buf: Uint8Array) {}
-
-  varint(): number {
-    let v = 0;
-    let shift = 1;
-    for (;;) {
-      const b = this.buf[this.pos++]!;
-      v += (b & 0x7f) * shift;
-      if (b < 0x80) return v;
-      shift *= 128;
-    }
-  }
-
-  /** Skips the value of a field of wire type `wt`. */
-  skip(wt: number): void {
-    if (wt === 0) this.varint();
-    else if (wt === 1) this.pos += 8;
-    else if (wt === 2) {
-      const len = this.varint(); // read before pos: `pos += varint()` would add to the old pos
-      this.pos += len;
-    }
-    else if (wt === 5) this.pos += 4;
-    else throw new Error(`unexpected wire type ${wt}`);
-  }
-}
-
 const utf8 = new TextDecoder();
+const DELIMITED_TAG = (field: number) => (field << 3) | WIRE_DELIMITED;
 
 /**
- * The seq (field 2) and message text of the event in `w.buf[w.pos, end)`. Field numbers of
+ * The seq (field 2) and message text of the event in `buf[start, end)`. Field numbers of
  * agentd.v1 on the text's path: Event.message_event 10, MessageEvent.llm_message 1,
  * LlmMessage.content 2 (the first), Content.text 1, TextContent.text 1.
  */
-function lightEvent(w: Wire, end: number): LightEvent {
+function lightEvent(buf: Uint8Array, start: number, end: number): LightEvent {
+  const w = new WireCursor(buf, start, end);
   let seq = 0;
   let text: string | undefined;
-  while (w.pos < end) {
+  while (!w.done) {
     const tag = w.varint();
-    if (tag === (2 << 3)) seq = w.varint();
-    else if (tag === ((10 << 3) | 2)) {
+    if (tag === 2 << 3) seq = w.varint();
+    else if (tag === DELIMITED_TAG(10)) {
       const len = w.varint();
-      const stop = w.pos + len;
-      text = textAt(w, stop, [1, 2, 1, 1]);
-      w.pos = stop;
+      text = textAt(buf, w.pos, w.pos + len, [1, 2, 1, 1]);
+      w.pos += len;
     } else w.skip(tag & 7);
   }
   return { seq, text };
 }
 
-/** The string at a path of length-delimited fields (first occurrence of each) within [w.pos, end). */
-function textAt(w: Wire, end: number, path: readonly number[]): string | undefined {
-  let depth = 0;
-  while (w.pos < end) {
+/** The string at a path of length-delimited fields (first occurrence of each) within `buf[start, end)`. */
+function textAt(buf: Uint8Array, start: number, end: number, path: readonly number[]): string | undefined {
+  let w = new WireCursor(buf, start, end);
+  for (let depth = 0; !w.done; ) {
     const tag = w.varint();
-    if (tag !== ((path[depth]! << 3) | 2)) {
+    if (tag !== DELIMITED_TAG(path[depth]!)) {
       w.skip(tag & 7);
       continue;
     }
     const len = w.varint();
-    if (depth === path.length - 1) return utf8.decode(w.buf.subarray(w.pos, w.pos + len));
-    end = w.pos + len; // descend
+    if (depth === path.length - 1) return utf8.decode(buf.subarray(w.pos, w.pos + len));
+    w = new WireCursor(buf, w.pos, w.pos + len); // descend
     depth++;
   }
   return undefined;
@@ -462,23 +432,19 @@ function textAt(w: Wire, end: number, path: readonly number[]): string | undefin
 
 /** The events of one response (its `event`, or the events of its batch's occurrences, as raw bytes). */
 function lightEvents(res: { event: Uint8Array; events: Uint8Array[] }): LightEvent[] {
-  if (res.event.length > 0) {
-    const w = new Wire(res.event);
-    return [lightEvent(w, res.event.length)];
-  }
+  if (res.event.length > 0) return [lightEvent(res.event, 0, res.event.length)];
   const out: LightEvent[] = [];
   for (const part of res.events) {
-    const w = new Wire(part);
-    while (w.pos < part.length) {
+    const w = new WireCursor(part);
+    while (!w.done) {
       const tag = w.varint();
-      if (tag !== ((1 << 3) | 2)) {
+      if (tag !== DELIMITED_TAG(1)) {
         w.skip(tag & 7);
         continue;
       }
       const len = w.varint();
-      const end = w.pos + len;
-      out.push(lightEvent(w, end));
-      w.pos = end;
+      out.push(lightEvent(part, w.pos, w.pos + len));
+      w.pos += len;
     }
   }
   return out;
