@@ -41,7 +41,7 @@ import type { ExecutionStatus } from "../../gen/agentd/v1/conversation_pb.js";
 import type { EventFilter, EventLog } from "../domain/events/event-log.js";
 import { MAX_PAGE_SIZE, MAX_WATCH_BATCH } from "../domain/events/event-log.js";
 import { AgentdError } from "../errors.js";
-import { IN_PROCESS_PROTOCOL } from "./in-process.js";
+import { isSerialized } from "./in-process.js";
 import { KEEPALIVE_DUE, withKeepAlives } from "./keep-alives.js";
 
 /** Default silence after which WatchEvents sends a keepalive (the contract says 15 s). */
@@ -294,10 +294,9 @@ function encodedMessageField(no: number, message: Uint8Array): UnknownField {
   return { no, wireType: WireType.LengthDelimited, data: new BinaryWriter().bytes(message).finish() };
 }
 
-/** True unless the call's messages are JSON (`application/{grpc,grpc-web,connect}+json`). */
+/** True when the call's messages are serialised as protobuf binary (not in-process, not `application/{grpc,grpc-web,connect}+json`). */
 function binaryWire(ctx: HandlerContext): boolean {
-  if (ctx.protocolName === IN_PROCESS_PROTOCOL) return false; // never serialised: plain messages
-  return !/json/i.test(ctx.requestHeader.get("content-type") ?? "");
+  return isSerialized(ctx) && !/json/i.test(ctx.requestHeader.get("content-type") ?? "");
 }
 
 

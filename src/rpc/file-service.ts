@@ -20,7 +20,7 @@ import { FileChangeKind, FileType, type FileInfoSchema } from "../../gen/agentd/
 import type { DownloadFileResponseSchema, FileService } from "../../gen/agentd/v1/file_service_pb.js";
 import type { FileInfo, PathScope, WatchEventType, WorkspaceFiles } from "../domain/files/index.js";
 import { AgentdError } from "../errors.js";
-import { IN_PROCESS_PROTOCOL } from "./in-process.js";
+import { isSerialized } from "./in-process.js";
 
 /**
  * Largest data chunk of one DownloadFile message (the contract says at most 1 MiB: well under
@@ -150,7 +150,7 @@ export function createFileService(deps: FileServiceDeps): ServiceImpl<typeof Fil
         chunkSize: DOWNLOAD_CHUNK_BYTES,
         // Recycling is safe only when each message is serialised before the next chunk is read;
         // an in-process caller gets the chunks themselves.
-        recycleBuffers: ctx.protocolName === IN_PROCESS_PROTOCOL ? 0 : DOWNLOAD_READ_BUFFERS,
+        recycleBuffers: isSerialized(ctx) ? DOWNLOAD_READ_BUFFERS : 0,
         signal: ctx.signal,
       });
       let offset = stream.offset;
