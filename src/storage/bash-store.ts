@@ -17,7 +17,7 @@ import { create } from "@bufbuild/protobuf";
 import { AgentdError } from "../errors.js";
 import { BashCommandEntrySchema, OutputChunkSchema } from "../../gen/agentd/storage/v1/storage_pb.js";
 import { WriteBatch, decodeValue, deleteRange, encodeValue } from "./db.js";
-import type { StorageContext } from "./db.js";
+import type { ReadAheadRange, StorageContext } from "./db.js";
 import { IndexedLog } from "./indexed-log.js";
 import type { AppendOptions, Appended, LogFamily, LogRecord } from "./indexed-log.js";
 import { bashKeys, bashLogKeys, checkId, encodeInt, isValidId, trailingInt } from "./keys.js";
@@ -203,7 +203,7 @@ export class BashStore {
     const [startKey] = await sub.keys({ ...bashKeys.outputRange(commandId, 0, fromOffset), reverse: true, limit: 1 }).all();
     // Read-ahead up to the bytes wanted (classic-level's 16 KiB default would make every chunk
     // after the first a round trip of its own); bounded by maxBytes plus one chunk.
-    const options: { gte: string; lte: string; highWaterMarkBytes: number } = { gte: startKey ?? all.gte, lte: all.lte, highWaterMarkBytes: maxBytes };
+    const options: ReadAheadRange = { gte: startKey ?? all.gte, lte: all.lte, highWaterMarkBytes: maxBytes };
     const it = sub.iterator(options);
     const parts: Uint8Array[] = [];
     let size = 0;

@@ -8,12 +8,19 @@ import type { ClassicLevel } from "classic-level";
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import type { DescMessage, MessageShape } from "@bufbuild/protobuf";
 import { AgentdError } from "../errors.js";
-import type { SublevelName } from "./keys.js";
+import type { KeyRange, SublevelName } from "./keys.js";
 
 /** The root database: UTF-8 keys, binary values. */
 export type RootDb = ClassicLevel<string, Uint8Array>;
 /** One keyspace (see keys.ts). */
 export type Sublevel = AbstractSublevel<RootDb, string | Buffer | Uint8Array, string, Uint8Array>;
+
+/**
+ * Iterator options with classic-level's read-ahead bound: `nextv(n)` stops early once it has
+ * read `highWaterMarkBytes` (default 16 KiB), costing another round trip through LevelDB's
+ * thread per further chunk. Sublevels pass the option on to the database.
+ */
+export type ReadAheadRange = KeyRange & { readonly reverse?: boolean; readonly highWaterMarkBytes: number };
 
 /** A zero-length value, used by key-only index entries. */
 export const EMPTY = new Uint8Array(0);

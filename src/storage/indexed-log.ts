@@ -30,7 +30,7 @@ import { create } from "@bufbuild/protobuf";
 import { AgentdError } from "../errors.js";
 import { IndexCountsSchema, type LogHead, LogHeadSchema } from "../../gen/agentd/storage/v1/storage_pb.js";
 import { EMPTY, WriteBatch, dataLoss, decodeValue, deleteRange, encodeValue } from "./db.js";
-import type { StorageContext, Sublevel } from "./db.js";
+import type { ReadAheadRange, StorageContext, Sublevel } from "./db.js";
 import { SEP, checkId, encodeInt, isValidId, trailingInt } from "./keys.js";
 import type { KeyRange, LogKeys } from "./keys.js";
 
@@ -506,7 +506,7 @@ export class IndexedLog {
     residual: readonly Filter[],
   ): AsyncGenerator<LogRecord[], void, undefined> {
     const k = this.family.keys;
-    const options: ReadAhead = { ...k.recordRange(logId, lo, hi), reverse, highWaterMarkBytes: readAheadBytes(chunk, RECORD_BYTES_GUESS) };
+    const options: ReadAheadRange = { ...k.recordRange(logId, lo, hi), reverse, highWaterMarkBytes: readAheadBytes(chunk, RECORD_BYTES_GUESS) };
     const it = this.ctx.sub[k.recordSublevel].iterator(options);
     try {
       for (;;) {
@@ -997,8 +997,6 @@ export class IndexedLog {
 function readAheadBytes(chunk: number, bytesPerEntry: number): number {
   return Math.min(chunk * bytesPerEntry, READ_AHEAD_MAX_BYTES);
 }
-/** Iterator options with classic-level's read-ahead bound (sublevels pass it to the database). */
-type ReadAhead = KeyRange & { reverse: boolean; highWaterMarkBytes: number };
 /** Generous per-entry sizes for readAheadBytes (an event record is typically 200 B – 2 KiB). */
 const RECORD_BYTES_GUESS = 4096;
 const INDEX_KEY_BYTES_GUESS = 256;
@@ -1012,7 +1010,7 @@ class SeqStream {
   private done = false;
 
   constructor(sub: Sublevel, range: KeyRange, reverse: boolean, private readonly chunk: number) {
-    const options: ReadAhead = { ...range, reverse, highWaterMarkBytes: readAheadBytes(chunk, INDEX_KEY_BYTES_GUESS) };
+    const options: ReadAheadRange = { ...range, reverse, highWaterMarkBytes: readAheadBytes(chunk, INDEX_KEY_BYTES_GUESS) };
     this.it = sub.keys(options);
   }
 
