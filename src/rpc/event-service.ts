@@ -39,7 +39,7 @@ import {
 import type { EventFilter as ProtoEventFilter, EventService, WatchEventsResponse } from "../../gen/agentd/v1/event_service_pb.js";
 import type { ExecutionStatus } from "../../gen/agentd/v1/conversation_pb.js";
 import type { EventFilter, EventLog } from "../domain/events/event-log.js";
-import { MAX_PAGE_SIZE, MAX_WATCH_BATCH } from "../domain/events/event-log.js";
+import { MAX_PAGE_SIZE } from "../domain/events/event-log.js";
 import { AgentdError } from "../errors.js";
 import { isSerialized } from "./in-process.js";
 import { KEEPALIVE_DUE, withKeepAlives } from "./keep-alives.js";
@@ -196,15 +196,12 @@ export function createEventService(deps: EventServiceDeps): Impl {
       // is closed, whatever the reason.
       const stop = new AbortController();
       const signal = AbortSignal.any([ctx.signal, deps.shutdownSignal, stop.signal]);
-      if (req.maxBatch > MAX_WATCH_BATCH) {
-        throw new AgentdError("invalid_argument", `invalid max_batch ${req.maxBatch}: expected 0..${MAX_WATCH_BATCH}`, { max_batch: String(req.maxBatch) });
-      }
       const batched = req.maxBatch > 1;
       const events = log.watchBatches(conversationId, {
         afterSeq: Number(req.afterSeq),
         liveOnly: req.liveOnly,
         signal,
-        maxBatch: Math.max(1, req.maxBatch),
+        maxBatch: Math.max(1, req.maxBatch), // 0 = not set: one event per response; the log checks the upper bound
         first: async () => fullStateEvent(await deps.conversationState.fullState(conversationId)),
       });
       const keepAlive = async (): Promise<WatchEventsResponse["item"]> => ({
