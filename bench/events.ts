@@ -3,7 +3,9 @@
  *
  * 1. Append throughput through EventLog.append against raw classic-level puts of the same event
  *    bytes (one key per event), both fsyncing every write batch (`sync: true`, the durability
- *    agentd acknowledges with): 100-event batches one after the other, and 64 concurrent
+ *    agentd acknowledges with). Raw batches are classic-level chained batches (`db.batch()`,
+ *    `put()`, `write()`), its fastest batched form — the array form, `db.batch([ops])`, measured
+ *    about half as fast here — and the form agentd's own writes use: 100-event batches one after the other, and 64 concurrent
  *    single-event appends (group commit on our side; LevelDB's own writer queue on the raw side).
  *    A second raw figure writes exactly the keys and values our appends wrote (read back from our
  *    directory), separating LevelDB's cost of our layout from our code's. Best of 3 alternating
@@ -29,7 +31,10 @@
  *    are reported separately as undelivered (overload). Server RSS is sampled every 500 ms;
  *    server and subscriber CPU come from /proc and process.cpuUsage(). A lighter run (50
  *    subscribers, 100 appends/s, one event per response) characterises the latency below
- *    saturation.
+ *    saturation. Raw limit, run right after ours with the same subscribers:
+ *    bench/fanout-raw-server.ts, a bare node:http2 server broadcasting the same response bytes
+ *    (one encoding per event, one buffer per event-loop turn written to every stream; no
+ *    storage, no connect-node).
  *
  * Environment: BENCH_EVENTS_ONLY (comma-separated subset of append, search, fanout).
  */
@@ -50,7 +55,7 @@ import { EventService, EventSortOrder, type WatchEventsRequestSchema } from "../
 import { MessageRole } from "../gen/agentd/v1/message_pb.js";
 import { EventLog } from "../src/domain/events/event-log.js";
 import { encodeInt } from "../src/storage/keys.js";
-import { WIRE_DELIMITED, WireCursor } from "../src/storage/wire.js";
+import { WIRE_DELIMITED } from "../src/storage/wire.js";
 import { openStore } from "../src/storage/open-store.js";
 import { median, percentile, printTable, rssMiB, timeEach, windowedGrpcTransport, type Row } from "./lib.js";
 
@@ -144,9 +149,10 @@ export async function appendThroughput(root: string): Promise<Row[]> {
     const perBatch = Math.ceil(entries.length / (N / BATCH));
     const t = performance.now();
     for (let i = 0; i < entries.length; i += perBatch) {
-      const ops = entries.slice(i, i + perBatch).map(([key, value]) => ({ type: "put" as const, key, value }));
-      if (head !== undefined) ops.push({ type: "put", key: head[0], value: head[1] });
-      await db.batch(ops, { sync: true });
+      const batch = db.batch();
+      for (const [key, value] of entries.slice(i, i + perBatch)) batch.put(key, value);
+      if (head !== undefined) batch.put(head[0], head[1]);
+      await batch.write({ sync: true });
     }
     const batched = N / secs(performance.now() - t);
     await db.close();
@@ -159,10 +165,9 @@ export async function appendThroughput(root: string): Promise<Row[]> {
     const key = (c: string, seq: number) => `!evt!${c}!${encodeInt("seq", seq)}`;
     let t = performance.now();
     for (let i = 0; i < N; i += BATCH) {
-      await db.batch(
-        bodies.slice(i, i + BATCH).map((value, j) => ({ type: "put" as const, key: key("a", i + j + 1), value })),
-        { sync: true },
-      );
+      const batch = db.batch();
+      for (let j = i; j < i + BATCH; j++) batch.put(key("a", j + 1), bodies[j]!);
+      await batch.write({ sync: true });
     }
     const batched = N / secs(performance.now() - t);
     let next = 0;
@@ -327,8 +332,16 @@ interface BenchServer {
 }
 
 /** agentd in a child process (bench/events-server.ts) on `dataDir`. */
-async function startBenchServer(dataDir: string, workspace: string): Promise<BenchServer> {
-  const child: ChildProcess = fork(path.resolve("bench/events-server.ts"), [dataDir, workspace], {
+function startBenchServer(dataDir: string, workspace: string): Promise<BenchServer> {
+  return startChildServer("bench/events-server.ts", [dataDir, workspace]);
+}
+
+/**
+ * A bench server child speaking the IPC protocol of bench/events-server.ts: agentd, or the raw
+ * fan-out limit (bench/fanout-raw-server.ts).
+ */
+async function startChildServer(script: string, args: string[]): Promise<BenchServer> {
+  const child: ChildProcess = fork(path.resolve(script), args, {
     // EVENTS_BENCH_NODE_ARGS: extra node flags for the server child (e.g. --cpu-prof).
     execArgv: ["--import", "tsx", ...(process.env.EVENTS_BENCH_NODE_ARGS ?? "").split(" ").filter((a) => a !== "")],
     stdio: ["ignore", "inherit", "inherit", "ipc"],
@@ -358,7 +371,7 @@ async function startBenchServer(dataDir: string, workspace: string): Promise<Ben
 
 /**
  * What a fan-out subscriber decodes of each WatchEventsResponse: the same wire bytes, with the
- * event (field 1) and the batch (field 3) taken as raw bytes and read by {@link lightEvents} —
+ * event (field 1) and the batch (field 3) taken as raw bytes and read by {@link visitEvents} —
  * each event's seq and its message text (which carries the append time), everything else
  * skipped. The subscribers share two cores with the server; a full decode of every event
  * (~12 µs here, mostly allocation) would make them, not agentd, the bottleneck of 500 000
@@ -384,70 +397,110 @@ const LightResponse: DescMessage = (() => {
   return createFileRegistry(file, () => undefined).getMessage("agentd.bench.Response")!;
 })();
 
-interface LightEvent {
-  seq: number;
-  text: string | undefined;
+// The light decoder reads one buffer at a time through module-level state (`wire`, `at`): no
+// cursor, string or result object per event, so the subscribers' garbage stays near zero.
+let wire: Uint8Array = new Uint8Array(0);
+let at = 0;
+const DELIMITED_TAG = (field: number): number => (field << 3) | WIRE_DELIMITED;
+
+function readVarint(): number {
+  let v = 0;
+  for (let scale = 1; ; scale *= 0x80) {
+    if (at >= wire.length) throw new Error("truncated varint");
+    const b = wire[at++]!;
+    v += (b & 0x7f) * scale;
+    if (b < 0x80) return v;
+  }
 }
 
-const utf8 = new TextDecoder();
-const DELIMITED_TAG = (field: number) => (field << 3) | WIRE_DELIMITED;
+function skipValue(wireType: number): void {
+  if (wireType === 0) readVarint();
+  else if (wireType === WIRE_DELIMITED) {
+    const len = readVarint(); // before reading `at`: `at += readVarint()` would add to the old position
+    at += len;
+  }
+  else if (wireType === 1) at += 8;
+  else if (wireType === 5) at += 4;
+  else throw new Error(`unsupported wire type ${wireType}`);
+}
 
 /**
- * The seq (field 2) and message text of the event in `buf[start, end)`. Field numbers of
- * agentd.v1 on the text's path: Event.message_event 10, MessageEvent.llm_message 1,
+ * Field numbers of agentd.v1 from MessageEvent to the text: MessageEvent.llm_message 1,
  * LlmMessage.content 2 (the first), Content.text 1, TextContent.text 1.
  */
-function lightEvent(buf: Uint8Array, start: number, end: number): LightEvent {
-  const w = new WireCursor(buf, start, end);
-  let seq = 0;
-  let text: string | undefined;
-  while (!w.done) {
-    const tag = w.varint();
-    if (tag === 2 << 3) seq = w.varint();
-    else if (tag === DELIMITED_TAG(10)) {
-      const len = w.varint();
-      text = textAt(buf, w.pos, w.pos + len, [1, 2, 1, 1]);
-      w.pos += len;
-    } else w.skip(tag & 7);
-  }
-  return { seq, text };
-}
+const TEXT_PATH = [1, 2, 1, 1] as const;
 
-/** The string at a path of length-delimited fields (first occurrence of each) within `buf[start, end)`. */
-function textAt(buf: Uint8Array, start: number, end: number, path: readonly number[]): string | undefined {
-  let w = new WireCursor(buf, start, end);
-  for (let depth = 0; !w.done; ) {
-    const tag = w.varint();
-    if (tag !== DELIMITED_TAG(path[depth]!)) {
-      w.skip(tag & 7);
-      continue;
+/** The append time in the message text (`t=<ms> …`) of the MessageEvent in `wire[at, end)`, or NaN. */
+function appendTimeIn(end: number): number {
+  for (const field of TEXT_PATH) {
+    let found = false;
+    while (at < end) {
+      const tag = readVarint();
+      if (tag === DELIMITED_TAG(field)) {
+        const len = readVarint();
+        end = at + len;
+        found = true;
+        break;
+      }
+      skipValue(tag & 7);
     }
-    const len = w.varint();
-    if (depth === path.length - 1) return utf8.decode(buf.subarray(w.pos, w.pos + len));
-    w = new WireCursor(buf, w.pos, w.pos + len); // descend
-    depth++;
+    if (!found) return NaN;
   }
-  return undefined;
+  // "t=" then decimal digits with a fraction, ended by a space.
+  if (wire[at] !== 0x74 || wire[at + 1] !== 0x3d) return NaN;
+  let value = 0;
+  let scale = 0;
+  for (let i = at + 2; i < end; i++) {
+    const c = wire[i]!;
+    if (c === 0x2e) scale = 1;
+    else if (c >= 0x30 && c <= 0x39) {
+      if (scale === 0) value = value * 10 + (c - 0x30);
+      else value += (c - 0x30) / (scale *= 10);
+    } else break;
+  }
+  return value;
 }
 
-/** The events of one response (its `event`, or the events of its batch's occurrences, as raw bytes). */
-function lightEvents(res: { event: Uint8Array; events: Uint8Array[] }): LightEvent[] {
-  if (res.event.length > 0) return [lightEvent(res.event, 0, res.event.length)];
-  const out: LightEvent[] = [];
+type EventVisitor = (seq: number, appendedAt: number) => void;
+
+/** Visits the seq (field 2) and append time of the event in `wire[at, end)`. */
+function visitEvent(end: number, visit: EventVisitor): void {
+  let seq = 0;
+  let appendedAt = NaN;
+  while (at < end) {
+    const tag = readVarint();
+    if (tag === 2 << 3) seq = readVarint();
+    else if (tag === DELIMITED_TAG(10)) {
+      const stop = readVarint() + at;
+      appendedAt = appendTimeIn(stop);
+      at = stop;
+    } else skipValue(tag & 7);
+  }
+  visit(seq, appendedAt);
+}
+
+/** Visits the events of one response: its `event`, or each event of its batch's occurrences (raw bytes). */
+function visitEvents(res: { event: Uint8Array; events: Uint8Array[] }, visit: EventVisitor): void {
+  if (res.event.length > 0) {
+    wire = res.event;
+    at = 0;
+    visitEvent(wire.length, visit);
+    return;
+  }
   for (const part of res.events) {
-    const w = new WireCursor(part);
-    while (!w.done) {
-      const tag = w.varint();
+    wire = part;
+    at = 0;
+    while (at < part.length) {
+      const tag = readVarint();
       if (tag !== DELIMITED_TAG(1)) {
-        w.skip(tag & 7);
+        skipValue(tag & 7);
         continue;
       }
-      const len = w.varint();
-      out.push(lightEvent(part, w.pos, w.pos + len));
-      w.pos += len;
+      const stop = readVarint() + at;
+      visitEvent(stop, visit);
+      at = stop;
     }
   }
-  return out;
 }
 
 /** WatchEvents, its responses decoded with {@link LightResponse}. */
@@ -456,16 +509,48 @@ const watchEventsLight = { ...EventService.method.watchEvents, output: LightResp
   DescMessage
 >;
 
-export async function fanOut(root: string, subscribers = 500, ratePerSec = 1000, seconds = 10, maxBatch = 0): Promise<Row[]> {
-  const server = await startBenchServer(path.join(root, "fanout"), path.join(root, "fanout-ws"));
-  try {
-    return await driveFanOut(server, subscribers, ratePerSec, seconds, maxBatch);
-  } finally {
-    await server.stop();
-  }
+/** What one fan-out run measured (ours or raw). */
+interface FanOutRun {
+  latencies: number[];
+  delivered: number;
+  lost: number;
+  duplicated: number;
+  serverCpuPerDelivery: number;
+  rssMax: number;
+  rssMedian: number;
 }
 
-async function driveFanOut(server: BenchServer, subscribers: number, ratePerSec: number, seconds: number, maxBatch: number): Promise<Row[]> {
+export async function fanOut(root: string, subscribers = 500, ratePerSec = 1000, seconds = 10, maxBatch = 0): Promise<Row[]> {
+  const run = async (server: BenchServer, label: string): Promise<FanOutRun> => {
+    try {
+      return await driveFanOut(server, label, subscribers, ratePerSec, seconds, maxBatch);
+    } finally {
+      await server.stop();
+    }
+  };
+  const ours = await run(await startBenchServer(path.join(root, "fanout"), path.join(root, "fanout-ws")), "agentd");
+  const raw = await run(await startChildServer("bench/fanout-raw-server.ts", [String(maxBatch)]), "raw http2");
+  const perResponse = maxBatch > 1 ? `max_batch ${maxBatch}` : "one event per response";
+  const what = `fan-out ${subscribers}×, ${ratePerSec}/s, ${perResponse}`;
+  return [
+    { what: `${what}: append→receive p50`, ours: median(ours.latencies), raw: median(raw.latencies), unit: "ms", better: "lower", target: "—" },
+    { what: `${what}: append→receive p99`, ours: percentile(ours.latencies, 99), raw: percentile(raw.latencies, 99), unit: "ms", better: "lower", target: "≤ 50 ms" },
+    { what: `${what}: delivered within ${DRAIN_MS / 1000} s of the last append`, ours: ours.delivered, raw: raw.delivered, unit: "%", better: "higher", target: "100 %" },
+    { what: "fan-out: events lost (skipped within a stream)", ours: ours.lost, raw: raw.lost, unit: "", better: "lower", target: "0" },
+    { what: "fan-out: events duplicated (all subscribers)", ours: ours.duplicated, raw: raw.duplicated, unit: "", better: "lower", target: "0" },
+    { what: "fan-out: server CPU per delivered event", ours: ours.serverCpuPerDelivery, raw: raw.serverCpuPerDelivery, unit: "µs", better: "lower", target: "—" },
+    { what: "fan-out: server RSS during the run, max", ours: ours.rssMax, raw: raw.rssMax, unit: "MiB", better: "lower", target: "—" },
+    { what: "fan-out: server RSS during the run, median", ours: ours.rssMedian, raw: raw.rssMedian, unit: "MiB", better: "lower", target: "—" },
+  ];
+}
+
+/**
+ * Subscribers get DRAIN_MS after the last append to receive everything; what is still missing
+ * then is reported as undelivered (overload), apart from events skipped within a stream (lost).
+ */
+const DRAIN_MS = 30_000;
+
+async function driveFanOut(server: BenchServer, label: string, subscribers: number, ratePerSec: number, seconds: number, maxBatch: number): Promise<FanOutRun> {
   const { child } = server;
   const ready = server;
   const appendFailures = server.appendFailures;
@@ -488,6 +573,27 @@ async function driveFanOut(server: BenchServer, subscribers: number, ratePerSec:
 
   const runSubscriber = async (s: Subscriber, i: number): Promise<void> => {
     const transport = transports[i % CONNECTIONS]!;
+    let now = 0; // receive time of the response being visited
+    let finished = false;
+    const visit: EventVisitor = (seq, appendedAt) => {
+      if (seq === 0) {
+        if (!s.ready) {
+          s.ready = true;
+          if (++readyCount === subscribers) allReady();
+        }
+        return;
+      }
+      if (seq <= s.last) s.duplicated++;
+      else {
+        if (seq > s.last + 1) s.lost += seq - s.last - 1;
+        s.last = seq;
+      }
+      if (!Number.isNaN(appendedAt)) latencies[nLat++] = now - appendedAt;
+      if (seq === total && !finished) {
+        finished = true;
+        if (++doneCount === subscribers) allDone();
+      }
+    };
     for (;;) {
       try {
         const request = { conversationId: ready.conversationId, afterSeq: BigInt(s.last), maxBatch };
@@ -495,30 +601,10 @@ async function driveFanOut(server: BenchServer, subscribers: number, ratePerSec:
           yield request;
         })());
         for await (const message of call.message) {
-          const events = lightEvents(message as unknown as { event: Uint8Array; events: Uint8Array[] });
           responses++;
-          const now = performance.timeOrigin + performance.now();
-          for (const e of events) {
-            const seq = Number(e.seq);
-            if (seq === 0) {
-              if (!s.ready) {
-                s.ready = true;
-                if (++readyCount === subscribers) allReady();
-              }
-              continue;
-            }
-            if (seq <= s.last) s.duplicated++;
-            else {
-              if (seq > s.last + 1) s.lost += seq - s.last - 1;
-              s.last = seq;
-            }
-            const text = e.text;
-            if (text !== undefined) latencies[nLat++] = now - Number(text.slice(2, text.indexOf(" ")));
-            if (seq === total) {
-              if (++doneCount === subscribers) allDone();
-              return;
-            }
-          }
+          now = performance.timeOrigin + performance.now();
+          visitEvents(message as unknown as { event: Uint8Array; events: Uint8Array[] }, visit);
+          if (finished) return;
         }
         return; // ended by the abort
       } catch (err) {
@@ -558,9 +644,6 @@ async function driveFanOut(server: BenchServer, subscribers: number, ratePerSec:
     child.send({ type: "append", count: perTick });
   }
   const sendSecs = secs(performance.now() - t0);
-  // Subscribers get DRAIN_MS after the last append to receive everything; what is still missing
-  // then is reported as undelivered (overload), apart from events skipped within a stream (lost).
-  const DRAIN_MS = 30_000;
   const deadline = setTimeout(() => abort.abort(), DRAIN_MS);
   await Promise.race([allDoneP, new Promise((r) => abort.signal.addEventListener("abort", r))]);
   clearTimeout(deadline);
@@ -573,29 +656,26 @@ async function driveFanOut(server: BenchServer, subscribers: number, ratePerSec:
   await Promise.allSettled(runs);
   const undelivered = subs.reduce((n, s) => n + Math.max(0, total - s.last), 0);
 
-  const lat = Array.from(latencies.subarray(0, nLat));
   const lost = subs.reduce((n, s) => n + s.lost, 0);
   const duplicated = subs.reduce((n, s) => n + s.duplicated, 0);
   const resumes = subs.reduce((n, s) => n + s.resumes, 0);
   const failed = subs.filter((s) => s.error !== undefined);
-  if (failed.length > 0) console.log(`(${failed.length} streams failed, e.g. ${failed[0]!.error})`);
+  if (failed.length > 0) console.log(`(${label}: ${failed.length} streams failed, e.g. ${failed[0]!.error})`);
   console.log(
-    `(fan-out: ${subscribers} subscribers, ${total} appends in ${sendSecs.toFixed(1)} s, ${nLat.toLocaleString("en")} deliveries, ` +
+    `(fan-out, ${label}: ${subscribers} subscribers, ${total} appends in ${sendSecs.toFixed(1)} s, ${nLat.toLocaleString("en")} deliveries, ` +
       `${responses.toLocaleString("en")} responses (max_batch ${maxBatch}), ${resumes} resumes after ResourceExhausted, ${appendFailures()} failed appends, RSS before ${rssBefore.toFixed(0)} MiB, ` +
       `${allDelivered ? `all delivered ${drainSecs.toFixed(1)} s after the first append` : `${undelivered.toLocaleString("en")} deliveries missing ${DRAIN_MS / 1000} s after the last append`}; ` +
       `CPU: server ${serverCpu.toFixed(1)} s, subscribers ${((ownCpu.user + ownCpu.system) / 1e6).toFixed(1)} s)`,
   );
-  const perResponse = maxBatch > 1 ? `max_batch ${maxBatch}` : "one event per response";
-  return [
-    { what: `fan-out ${subscribers}×, ${ratePerSec}/s, ${perResponse}: append→receive p50`, ours: median(lat), raw: 0, unit: "ms", better: "lower", target: "—" },
-    { what: `fan-out ${subscribers}×, ${ratePerSec}/s, ${perResponse}: append→receive p99`, ours: percentile(lat, 99), raw: 0, unit: "ms", better: "lower", target: "≤ 50 ms" },
-    { what: `fan-out ${subscribers}×, ${ratePerSec}/s: delivered within ${DRAIN_MS / 1000} s of the last append`, ours: (100 * (subscribers * total - undelivered)) / (subscribers * total), raw: 0, unit: "%", better: "higher", target: "100 %" },
-    { what: "fan-out: events lost (skipped within a stream)", ours: lost, raw: 0, unit: "", better: "lower", target: "0" },
-    { what: "fan-out: events duplicated (all subscribers)", ours: duplicated, raw: 0, unit: "", better: "lower", target: "0" },
-    { what: "fan-out: server CPU per delivered event", ours: (serverCpu * 1e6) / Math.max(1, nLat), raw: 0, unit: "µs", better: "lower", target: "—" },
-    { what: "fan-out: server RSS during the run, max", ours: Math.max(...rss), raw: 0, unit: "MiB", better: "lower", target: "—" },
-    { what: "fan-out: server RSS during the run, median", ours: median(rss), raw: 0, unit: "MiB", better: "lower", target: "—" },
-  ];
+  return {
+    latencies: Array.from(latencies.subarray(0, nLat)),
+    delivered: (100 * (subscribers * total - undelivered)) / (subscribers * total),
+    lost,
+    duplicated,
+    serverCpuPerDelivery: (serverCpu * 1e6) / Math.max(1, nLat),
+    rssMax: Math.max(...rss),
+    rssMedian: median(rss),
+  };
 }
 
 /** CPU time (user + system) a process has used, in seconds (Linux /proc). */

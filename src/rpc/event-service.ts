@@ -247,8 +247,8 @@ export function createEventService(deps: EventServiceDeps): Impl {
  * - A batch: field 3, `events` (an EventBatch), once per event, each holding that one event as
  *   EventBatch field 1. Protobuf parsers merge repeated occurrences of a message field (the
  *   encoding spec's rule, a conformance requirement, also for a oneof member), so the client
- *   decodes a single EventBatch of all the events, in order. Building a batch is then a list of
- *   cached fields — no per-watcher copy of the events' bytes before the one serialisation.
+ *   decodes a single EventBatch of all the events, in order. A batch's occurrences are
+ *   concatenated once and the result shared by the watchers sent the same events (batchField).
  */
 const encodedEvents = new WeakMap<Event, { single: UnknownField; inBatch?: UnknownField }>();
 
@@ -269,17 +269,65 @@ function preEncoded(event: Event): WatchEventsResponse {
 
 function preEncodedBatch(events: readonly Event[]): WatchEventsResponse {
   const res = create(WatchEventsResponseSchema);
-  res.$unknown = events.map((event) => {
-    const e = encodingsOf(event);
-    if (e.inBatch === undefined) {
-      // A one-event EventBatch: its `events` field carrying the event's encoding (`single.data`
-      // is the length-prefixed event, whatever the field number around it).
-      const batchOfOne = new BinaryWriter().tag(EventBatchSchema.field.events!.number, WireType.LengthDelimited).raw(e.single.data).finish();
-      e.inBatch = encodedMessageField(WatchEventsResponseSchema.field.events!.number, batchOfOne);
-    }
-    return e.inBatch;
-  });
+  res.$unknown = [batchField(events)];
   return res;
+}
+
+/** The one-event `events` field of an event (see preEncodedBatch). */
+function inBatchOf(event: Event): UnknownField {
+  const e = encodingsOf(event);
+  if (e.inBatch === undefined) {
+    // A one-event EventBatch: its `events` field carrying the event's encoding (`single.data`
+    // is the length-prefixed event, whatever the field number around it).
+    const batchOfOne = new BinaryWriter().tag(EventBatchSchema.field.events!.number, WireType.LengthDelimited).raw(e.single.data).finish();
+    e.inBatch = encodedMessageField(WatchEventsResponseSchema.field.events!.number, batchOfOne);
+  }
+  return e.inBatch;
+}
+
+/** The tag of WatchEventsResponse.events, as written between the occurrences of a batch. */
+const EVENTS_TAG = new BinaryWriter().tag(WatchEventsResponseSchema.field.events!.number, WireType.LengthDelimited).finish();
+
+/**
+ * Batches recently sent, shared by the watchers that are sent the same events: watchers that keep
+ * up are woken in the same turn for the same new events, so one encoding serves all of them.
+ * Keyed by the first event object and the count (a log's events are contiguous, and objects are
+ * shared only among the live watchers of one conversation). A few entries, bounded in bytes.
+ */
+const recentBatches: { first: Event; count: number; field: UnknownField }[] = [];
+const RECENT_BATCHES = 4;
+const RECENT_BATCH_MAX_BYTES = 1024 * 1024;
+
+/**
+ * All the events of a batch as one unknown field: the occurrences of `events` back to back, the
+ * first one's tag left to the writer. The wire bytes are those of one occurrence per event.
+ */
+function batchField(events: readonly Event[]): UnknownField {
+  const first = events[0];
+  if (first === undefined) return { no: WatchEventsResponseSchema.field.events!.number, wireType: WireType.LengthDelimited, data: new Uint8Array([0]) }; // an empty EventBatch
+  const hit = recentBatches.find((b) => b.first === first && b.count === events.length);
+  if (hit !== undefined) return hit.field;
+  const parts = events.map(inBatchOf);
+  if (parts.length === 1) return parts[0]!;
+  let size = 0;
+  for (const part of parts) size += part.data.length;
+  size += (parts.length - 1) * EVENTS_TAG.length;
+  const data = new Uint8Array(size);
+  let at = 0;
+  for (const [i, part] of parts.entries()) {
+    if (i > 0) {
+      data.set(EVENTS_TAG, at);
+      at += EVENTS_TAG.length;
+    }
+    data.set(part.data, at);
+    at += part.data.length;
+  }
+  const field: UnknownField = { no: WatchEventsResponseSchema.field.events!.number, wireType: WireType.LengthDelimited, data };
+  if (size <= RECENT_BATCH_MAX_BYTES) {
+    recentBatches.unshift({ first, count: events.length, field });
+    recentBatches.length = Math.min(recentBatches.length, RECENT_BATCHES);
+  }
+  return field;
 }
 
 /**

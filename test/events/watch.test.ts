@@ -189,6 +189,46 @@ describe.each(KINDS)("WatchEvents over %s", (kind) => {
     expect(err.error?.code).toBe(Code.InvalidArgument);
     expect(err.error?.rawMessage).toContain("max_batch");
   });
+
+  it("gives each batched watcher its own events when some are sent the same batch and others overlapping ones", async () => {
+    const conv = await server.newConversation();
+    const log = server.domain.events;
+    await log.append(conv, range(1, 4).map((i) => message(`e${i}`)));
+    // Until seq `last`: the events of each batch received, skipping the full_state and keepalives.
+    const batchesUntil = async (w: Watch, last: number): Promise<Event[][]> => {
+      const out: Event[][] = [];
+      while (Number(out.at(-1)?.at(-1)?.seq ?? 0) < last) {
+        const item = (await w.next()).item;
+        if (item.case === "keepalive") continue;
+        expect(item.case).toBe("events");
+        if (item.case !== "events") break;
+        const events = item.value.events.filter((e) => e.seq !== 0n);
+        if (events.length > 0) out.push(events);
+      }
+      return out;
+    };
+    // Two watchers that keep up get the same batches; a third takes two events at a time, so its
+    // batches start at the same events with other lengths; a fourth starts mid-way.
+    const watchers = [
+      new Watch(client, { conversationId: conv, maxBatch: 50 }),
+      new Watch(client, { conversationId: conv, maxBatch: 50 }),
+      new Watch(client, { conversationId: conv, maxBatch: 2 }),
+      new Watch(client, { conversationId: conv, maxBatch: 50, afterSeq: 2n }),
+    ];
+    try {
+      for (const w of watchers) await batchesUntil(w, 4);
+      const appended = await log.append(conv, range(5, 9).map((i) => message(`e${i}`)));
+      const received = await Promise.all(watchers.map((w) => batchesUntil(w, 9)));
+      for (const [i, batches] of received.entries()) {
+        const events = batches.flat();
+        expect(seqs(events), `watcher ${i}`).toEqual([5, 6, 7, 8, 9]);
+        events.forEach((e, j) => expect(equals(EventSchema, e, appended[j]!)).toBe(true));
+        expect(Math.max(...batches.map((b) => b.length))).toBeLessThanOrEqual(i === 2 ? 2 : 50);
+      }
+    } finally {
+      for (const w of watchers) w.close();
+    }
+  });
 });
 
 describe("WatchEvents semantics", () => {
