@@ -22,7 +22,7 @@
  *   to `deps.sendMessage` / `deps.respondToConfirmation` and answer Unimplemented without them.
  */
 import { randomUUID } from "node:crypto";
-import { create, fromJson, toBinary, type JsonValue, type UnknownField } from "@bufbuild/protobuf";
+import { create, fromJson, type JsonValue, type UnknownField } from "@bufbuild/protobuf";
 import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import { timestampFromMs, timestampNow, ValueSchema } from "@bufbuild/protobuf/wkt";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
@@ -41,6 +41,7 @@ import type { ExecutionStatus } from "../../gen/agentd/v1/conversation_pb.js";
 import type { EventFilter, EventLog } from "../domain/events/event-log.js";
 import { MAX_PAGE_SIZE } from "../domain/events/event-log.js";
 import { AgentdError } from "../errors.js";
+import { encodeMessage } from "../codec/binary-encode.js";
 import { isSerialized } from "./in-process.js";
 import { KEEPALIVE_DUE, withKeepAlives } from "./keep-alives.js";
 
@@ -255,7 +256,7 @@ const encodedEvents = new WeakMap<Event, { single: UnknownField; inBatch?: Unkno
 function encodingsOf(event: Event): { single: UnknownField; inBatch?: UnknownField } {
   let e = encodedEvents.get(event);
   if (e === undefined) {
-    e = { single: encodedMessageField(WatchEventsResponseSchema.field.event!.number, toBinary(EventSchema, event)) };
+    e = { single: encodedMessageField(WatchEventsResponseSchema.field.event!.number, encodeMessage(EventSchema, event)) };
     encodedEvents.set(event, e);
   }
   return e;

@@ -7,7 +7,8 @@
 // storage record); kind = the OpenHands class name, source = the OpenHands source name.
 
 import { randomUUID } from "node:crypto";
-import { clone, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { clone, fromBinary } from "@bufbuild/protobuf";
+import { encodeMessage } from "../../codec/binary-encode.js";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { EventSchema, EventSource } from "../../../gen/agentd/v1/event_pb.js";
 import type { Event } from "../../../gen/agentd/v1/event_pb.js";
@@ -46,7 +47,7 @@ export class StoreEventLog implements ConversationEventLog {
       const body = clone(EventSchema, e);
       body.seq = 0n;
       body.timestamp = undefined;
-      return { id: e.id, kind: eventKind(e), source: SOURCE_NAME[e.source], timestampMs: now, body: toBinary(EventSchema, body) };
+      return { id: e.id, kind: eventKind(e), source: SOURCE_NAME[e.source], timestampMs: now, body: encodeMessage(EventSchema, body) };
     });
     const appended = await this.#store.append(conversationId, entries);
     const stored = withIds.map((e, i) => {

@@ -24,7 +24,8 @@
  */
 
 import { createHash, randomUUID } from "node:crypto";
-import { fromBinary, toBinary } from "@bufbuild/protobuf";
+import { fromBinary } from "@bufbuild/protobuf";
+import { encodeMessage } from "../../codec/binary-encode.js";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { AgentdError } from "../../errors.js";
 import { EventSchema } from "../../../gen/agentd/v1/event_pb.js";
@@ -204,7 +205,7 @@ export class EventLog {
       const source = sourceName(e.source);
       const id = e.id === "" ? randomUUID() : e.id;
       if (source === undefined) throw new AgentdError("invalid_argument", `event ${id} has no source`);
-      const body = toBinary(EventSchema, { ...e, id, seq: 0n, timestamp: undefined });
+      const body = encodeMessage(EventSchema, { ...e, id, seq: 0n, timestamp: undefined });
       return { event: e, id, entry: { id, kind: kindOf(e), source, timestampMs: now, body } };
     });
     // Ids generated here are random UUIDs: the store can skip looking them up.
