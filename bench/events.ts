@@ -55,7 +55,7 @@ import { EventService, EventSortOrder, type WatchEventsRequestSchema } from "../
 import { MessageRole } from "../gen/agentd/v1/message_pb.js";
 import { EventLog } from "../src/domain/events/event-log.js";
 import { encodeInt } from "../src/storage/keys.js";
-import { WIRE_DELIMITED } from "../src/storage/wire.js";
+import { WIRE_DELIMITED } from "../src/codec/wire.js";
 import { openStore } from "../src/storage/open-store.js";
 import { median, percentile, printTable, rssMiB, timeEach, windowedGrpcTransport, type Row } from "./lib.js";
 

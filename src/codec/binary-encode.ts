@@ -18,21 +18,18 @@
  */
 import { ScalarType, toBinary, type DescField, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import { isWrapperDesc } from "@bufbuild/protobuf/wkt";
+import { varintSize, WIRE_DELIMITED, WIRE_FIXED32, WIRE_FIXED64, WIRE_VARINT, writeVarint as writeVarintAt } from "./wire.js";
 
 const IMPLICIT = 2; // FeatureSet.FieldPresence.IMPLICIT
 const LEGACY_REQUIRED = 3;
 
-const WIRE_VARINT = 0;
-const WIRE_BIT64 = 1;
-const WIRE_DELIMITED = 2;
-const WIRE_BIT32 = 5;
 const FLOAT32_MAX = 3.4028234663852886e38;
 
 /** A nested message type's plan, resolved on first use (schemas may be recursive). */
-class NestedPlan {
-  private resolved: MessagePlan | undefined;
+class NestedEncoding {
+  private resolved: MessageEncoding | undefined;
   /** Turns the field's value as held in a message into the message it stands for, when they differ. */
-  readonly toMessage: ((value: unknown) => Fields) | undefined;
+  private readonly toMessage: ((value: unknown) => Fields) | undefined;
 
   constructor(
     private readonly schema: DescMessage,
@@ -43,8 +40,8 @@ class NestedPlan {
     }
   }
 
-  get plan(): MessagePlan {
-    return (this.resolved ??= planOf(this.schema));
+  get plan(): MessageEncoding {
+    return (this.resolved ??= encodingOf(this.schema));
   }
 
   /** The message a field value stands for. */
@@ -71,27 +68,29 @@ function valueFromJson(json: unknown): Fields {
   return { $typeName: "google.protobuf.Value", kind };
 }
 
-type FieldPlan =
+type FieldEncoding =
   | { kind: "scalar"; field: DescField; name: string; oneof: string | undefined; implicit: boolean; scalar: ScalarType; tag: number; enumZero: number | undefined }
   | { kind: "list"; field: DescField; name: string; scalar: ScalarType; tag: number; packed: boolean }
-  | { kind: "messages"; field: DescField; name: string; tag: number; nested: NestedPlan }
-  | { kind: "message"; field: DescField; name: string; oneof: string | undefined; tag: number; nested: NestedPlan }
-  | { kind: "map"; field: DescField; name: string; tag: number; key: ScalarType; value: ScalarType | NestedPlan };
+  | { kind: "messages"; field: DescField; name: string; tag: number; nested: NestedEncoding }
+  | { kind: "message"; field: DescField; name: string; oneof: string | undefined; tag: number; nested: NestedEncoding }
+  | { kind: "map"; field: DescField; name: string; tag: number; key: ScalarType; value: ScalarType | NestedEncoding };
 
-interface MessagePlan {
+interface MessageEncoding {
   readonly schema: DescMessage;
-  readonly fields: FieldPlan[];
-  /** False when the schema (or one it contains) uses an encoding left to toBinary. */
+  readonly fields: FieldEncoding[];
+  /** False when the schema itself uses an encoding left to toBinary. */
   supported: boolean;
+  /** Whether every schema reachable from this one is supported (set by the first encodeMessage). */
+  supportedDeep?: boolean;
 }
 
-const plans = new WeakMap<DescMessage, MessagePlan>();
+const encodings = new WeakMap<DescMessage, MessageEncoding>();
 
-function planOf(schema: DescMessage): MessagePlan {
-  let plan = plans.get(schema);
+function encodingOf(schema: DescMessage): MessageEncoding {
+  let plan = encodings.get(schema);
   if (plan !== undefined) return plan;
   plan = { schema, fields: [], supported: true };
-  plans.set(schema, plan); // before the fields: recursive schemas find it
+  encodings.set(schema, plan); // before the fields: recursive schemas find it
   const sorted = [...schema.fields].sort((a, b) => a.number - b.number);
   for (const field of sorted) {
     const name = field.localName;
@@ -108,20 +107,20 @@ function planOf(schema: DescMessage): MessagePlan {
       }
       case "message": {
         if (field.delimitedEncoding || (field.oneof === undefined && isWrapperDesc(field.message))) plan.supported = false;
-        plan.fields.push({ kind: "message", field, name, oneof, tag: tagOf(field.number, WIRE_DELIMITED), nested: new NestedPlan(field.message, field) });
+        plan.fields.push({ kind: "message", field, name, oneof, tag: tagOf(field.number, WIRE_DELIMITED), nested: new NestedEncoding(field.message, field) });
         break;
       }
       case "list":
         if (field.listKind === "message") {
           if (field.delimitedEncoding) plan.supported = false;
-          plan.fields.push({ kind: "messages", field, name, tag: tagOf(field.number, WIRE_DELIMITED), nested: new NestedPlan(field.message, field) });
+          plan.fields.push({ kind: "messages", field, name, tag: tagOf(field.number, WIRE_DELIMITED), nested: new NestedEncoding(field.message, field) });
         } else {
           const scalar = field.listKind === "enum" ? ScalarType.INT32 : field.scalar;
           plan.fields.push({ kind: "list", field, name, scalar, packed: field.packed, tag: tagOf(field.number, field.packed ? WIRE_DELIMITED : wireTypeOf(scalar)) });
         }
         break;
       case "map": {
-        const value = field.mapKind === "message" ? new NestedPlan(field.message, field) : field.mapKind === "enum" ? ScalarType.INT32 : field.scalar;
+        const value = field.mapKind === "message" ? new NestedEncoding(field.message, field) : field.mapKind === "enum" ? ScalarType.INT32 : field.scalar;
         plan.fields.push({ kind: "map", field, name, tag: tagOf(field.number, WIRE_DELIMITED), key: field.mapKey, value });
         break;
       }
@@ -130,32 +129,26 @@ function planOf(schema: DescMessage): MessagePlan {
   return plan;
 }
 
-/** Whether every schema reachable from `plan` is supported (computed once per root schema). */
-const reachableSupported = new WeakMap<MessagePlan, boolean>();
-
-function supportedDeep(root: MessagePlan): boolean {
-  const known = reachableSupported.get(root);
-  if (known !== undefined) return known;
-  const seen = new Set<MessagePlan>();
-  const visit = (p: MessagePlan): boolean => {
+function supportedDeep(root: MessageEncoding): boolean {
+  if (root.supportedDeep !== undefined) return root.supportedDeep;
+  const seen = new Set<MessageEncoding>();
+  const visit = (p: MessageEncoding): boolean => {
     if (seen.has(p)) return true;
     seen.add(p);
     if (!p.supported) return false;
     for (const f of p.fields) {
       if (f.kind === "message" || f.kind === "messages") {
         if (!visit(f.nested.plan)) return false;
-      } else if (f.kind === "map" && f.value instanceof NestedPlan && !visit(f.value.plan)) return false;
+      } else if (f.kind === "map" && f.value instanceof NestedEncoding && !visit(f.value.plan)) return false;
     }
     return true;
   };
-  const ok = visit(root);
-  reachableSupported.set(root, ok);
-  return ok;
+  return (root.supportedDeep = visit(root));
 }
 
 /** `toBinary(schema, message)`, faster. */
 export function encodeMessage<Desc extends DescMessage>(schema: Desc, message: MessageShape<Desc>): Uint8Array {
-  const plan = planOf(schema);
+  const plan = encodingOf(schema);
   if (!supportedDeep(plan)) return toBinary(schema, message);
   lengths.length = 0;
   const size = measureMessage(plan, message as unknown as Fields);
@@ -177,16 +170,16 @@ type OneofValue = { case: string | undefined; value?: unknown };
 /** Lengths of nested messages, packed lists, map entries and strings, in writing order. */
 const lengths: number[] = [];
 
-function isSet(f: FieldPlan & { oneof: string | undefined }, m: Fields): boolean {
+function isSet(f: FieldEncoding & { oneof: string | undefined }, m: Fields): boolean {
   if (f.oneof !== undefined) return (m[f.oneof] as OneofValue).case === f.name;
   return m[f.name] !== undefined && Object.prototype.hasOwnProperty.call(m, f.name);
 }
 
-function valueOf(f: FieldPlan & { oneof: string | undefined }, m: Fields): unknown {
+function valueOf(f: FieldEncoding & { oneof: string | undefined }, m: Fields): unknown {
   return f.oneof !== undefined ? (m[f.oneof] as OneofValue).value : m[f.name];
 }
 
-function measureMessage(plan: MessagePlan, m: Fields): number {
+function measureMessage(plan: MessageEncoding, m: Fields): number {
   let size = 0;
   for (const f of plan.fields) {
     switch (f.kind) {
@@ -241,7 +234,7 @@ function measureMessage(plan: MessagePlan, m: Fields): number {
           const at = lengths.push(0) - 1;
           let len = 1 + measureScalar(f.key, mapKey(f.key, key), f.field); // key: field 1, tag is one byte
           const value = map[key];
-          if (f.value instanceof NestedPlan) {
+          if (f.value instanceof NestedEncoding) {
             const vat = lengths.push(0) - 1;
             const vlen = measureMessage(f.value.plan, f.value.message(value));
             lengths[vat] = vlen;
@@ -318,7 +311,7 @@ let pos = 0;
 /** The next entry of `lengths` to consume. */
 let next = 0;
 
-function writeMessage(plan: MessagePlan, m: Fields): void {
+function writeMessage(plan: MessageEncoding, m: Fields): void {
   for (const f of plan.fields) {
     switch (f.kind) {
       case "scalar": {
@@ -374,7 +367,7 @@ function writeMessage(plan: MessagePlan, m: Fields): void {
           writeVarint(tagOf(1, wireTypeOf(f.key)));
           writeScalar(f.key, mapKey(f.key, key));
           const value = map[key];
-          if (f.value instanceof NestedPlan) {
+          if (f.value instanceof NestedEncoding) {
             writeVarint(tagOf(2, WIRE_DELIMITED));
             writeVarint(lengths[next++]!);
             writeMessage(f.value.plan, f.value.message(value));
@@ -460,13 +453,9 @@ function writeScalar(scalar: ScalarType, v: unknown): void {
   }
 }
 
-/** A non-negative integer below 2^53 as a varint. */
+/** A non-negative integer below 2^53 as a varint, at the write position. */
 function writeVarint(n: number): void {
-  while (n > 0x7f) {
-    buf[pos++] = (n % 0x80) | 0x80;
-    n = Math.floor(n / 0x80);
-  }
-  buf[pos++] = n;
+  pos = writeVarintAt(buf, pos, n);
 }
 
 /** An unsigned 64-bit integer as a varint. */
@@ -496,11 +485,11 @@ function wireTypeOf(scalar: ScalarType): number {
     case ScalarType.DOUBLE:
     case ScalarType.FIXED64:
     case ScalarType.SFIXED64:
-      return WIRE_BIT64;
+      return WIRE_FIXED64;
     case ScalarType.FLOAT:
     case ScalarType.FIXED32:
     case ScalarType.SFIXED32:
-      return WIRE_BIT32;
+      return WIRE_FIXED32;
     default:
       return WIRE_VARINT;
   }
@@ -540,15 +529,6 @@ function mapKey(scalar: ScalarType, key: string): unknown {
     default:
       return Number(key);
   }
-}
-
-function varintSize(n: number): number {
-  let size = 1;
-  while (n > 0x7f) {
-    n = Math.floor(n / 0x80);
-    size++;
-  }
-  return size;
 }
 
 function varintSize64(n: bigint): number {

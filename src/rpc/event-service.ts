@@ -344,5 +344,3 @@ function encodedMessageField(no: number, message: Uint8Array): UnknownField {
 function binaryWire(ctx: HandlerContext): boolean {
   return isSerialized(ctx) && !/json/i.test(ctx.requestHeader.get("content-type") ?? "");
 }
-
-

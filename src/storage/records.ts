@@ -10,7 +10,7 @@
 
 import { fromBinary } from "@bufbuild/protobuf";
 import { SeqPointerSchema } from "../../gen/agentd/storage/v1/storage_pb.js";
-import { varintFieldSize, varintSize, WIRE_DELIMITED, WIRE_VARINT, WireCursor, writeVarint, writeVarintField } from "./wire.js";
+import { varintFieldSize, varintSize, WIRE_DELIMITED, WIRE_VARINT, WireCursor, writeVarint, writeVarintField } from "../codec/wire.js";
 
 /** The fields shared by EventRecord and BashEventRecord (field 5 is source or command_id). */
 export interface RecordFields {

@@ -8,8 +8,8 @@
 
 import { randomUUID } from "node:crypto";
 import { clone, fromBinary } from "@bufbuild/protobuf";
-import { encodeMessage } from "../../codec/binary-encode.js";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { encodeMessage } from "../../codec/binary-encode.js";
 import { EventSchema, EventSource } from "../../../gen/agentd/v1/event_pb.js";
 import type { Event } from "../../../gen/agentd/v1/event_pb.js";
 import type { EventStore } from "../../storage/event-store.js";

@@ -25,15 +25,15 @@
 
 import { createHash, randomUUID } from "node:crypto";
 import { fromBinary } from "@bufbuild/protobuf";
-import { encodeMessage } from "../../codec/binary-encode.js";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { encodeMessage } from "../../codec/binary-encode.js";
+import { varintFieldSize, varintSize, WIRE_DELIMITED, WireCursor, writeVarint, writeVarintField } from "../../codec/wire.js";
 import { AgentdError } from "../../errors.js";
 import { EventSchema } from "../../../gen/agentd/v1/event_pb.js";
 import type { Event, EventSource } from "../../../gen/agentd/v1/event_pb.js";
 import type { EventStore, StoredEvent } from "../../storage/event-store.js";
 import { isValidId as isWellFormedId } from "../../storage/keys.js";
 import { decodePageToken, encodePageToken } from "../../storage/page-token.js";
-import { varintFieldSize, varintSize, WIRE_DELIMITED, WireCursor, writeVarint, writeVarintField } from "../../storage/wire.js";
 import { EventHub, SubscriberOverflow } from "./event-hub.js";
 import { isTransient, kindOf, messageTexts, normalizeKindFilter, sourceName } from "./event-kinds.js";
 
