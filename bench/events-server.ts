@@ -6,19 +6,17 @@
  *
  * argv: <dataDir> <workspace>. IPC, parent → child:
  *   {type: "append", count}  → `count` separate append() calls, issued at once (they group-commit);
- *                              each event is an agent MessageEvent whose text is `t=<ms>`: the
- *                              wall-clock time (performance.timeOrigin + now(), µs resolution) at
- *                              the call, which receivers subtract from their receive time.
+ *                              each event is fanOutEvent() (bench/lib.ts), an agent message
+ *                              carrying the wall-clock time of the call.
  *   {type: "stop"}           → graceful stop, exit 0.
  * child → parent: {type: "ready", url, conversationId}, {type: "appended", ok, failed} per batch.
  */
 import { randomUUID } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import { AgentSchema } from "../gen/agentd/v1/conversation_pb.js";
-import { EventSchema, EventSource } from "../gen/agentd/v1/event_pb.js";
-import { MessageRole } from "../gen/agentd/v1/message_pb.js";
 import { loadConfig } from "../src/config.js";
 import { AgentdApp } from "../src/server/app.js";
+import { fanOutEvent } from "./lib.js";
 
 const [dataDir, workspace] = process.argv.slice(2);
 if (dataDir === undefined || workspace === undefined || process.send === undefined) {
@@ -35,18 +33,12 @@ if (domain === undefined) throw new Error("agentd exposes no domain");
 // initial message, so the log starts empty.
 const conversationId = randomUUID();
 await domain.conversations.create({ conversationId, agent: create(AgentSchema, { llm: { model: "openai/bench-model", apiKey: "sk-unused" } }) });
-const pad = " ".repeat(120);
 
 process.on("message", (m: { type: string; count?: number }) => {
   if (m.type === "append") {
     const calls: Promise<unknown>[] = [];
     for (let i = 0; i < (m.count ?? 1); i++) {
-      const t = performance.timeOrigin + performance.now();
-      const event = create(EventSchema, {
-        source: EventSource.AGENT,
-        payload: { case: "messageEvent", value: { llmMessage: { role: MessageRole.ASSISTANT, content: [{ content: { case: "text", value: { text: `t=${t}${pad}` } } }] } } },
-      });
-      calls.push(domain.events.append(conversationId, [event]));
+      calls.push(domain.events.append(conversationId, [fanOutEvent()]));
     }
     void Promise.allSettled(calls).then((r) => send({ type: "appended", ok: r.filter((x) => x.status === "fulfilled").length, failed: r.filter((x) => x.status === "rejected").length }));
   } else if (m.type === "stop") {

@@ -551,13 +551,11 @@ export async function fanOut(root: string, subscribers = 500, ratePerSec = 1000,
 const DRAIN_MS = 30_000;
 
 async function driveFanOut(server: BenchServer, label: string, subscribers: number, ratePerSec: number, seconds: number, maxBatch: number): Promise<FanOutRun> {
-  const { child } = server;
-  const ready = server;
-  const appendFailures = server.appendFailures;
+  const { child, appendFailures } = server;
   const total = ratePerSec * seconds;
   const CONNECTIONS = 10;
   // 4 MiB receive windows: a connection carries 50 busy streams (see windowedGrpcTransport).
-  const transports = Array.from({ length: CONNECTIONS }, () => windowedGrpcTransport(ready.url, 4 * 1024 * 1024, { binaryOptions: { readUnknownFields: false } }));
+  const transports = Array.from({ length: CONNECTIONS }, () => windowedGrpcTransport(server.url, 4 * 1024 * 1024, { binaryOptions: { readUnknownFields: false } }));
   const latencies = new Float64Array(subscribers * total);
   let nLat = 0;
   let responses = 0;
@@ -596,7 +594,7 @@ async function driveFanOut(server: BenchServer, label: string, subscribers: numb
     };
     for (;;) {
       try {
-        const request = { conversationId: ready.conversationId, afterSeq: BigInt(s.last), maxBatch };
+        const request = { conversationId: server.conversationId, afterSeq: BigInt(s.last), maxBatch };
         const call = await transport.stream(watchEventsLight, abort.signal, undefined, undefined, (async function* () {
           yield request;
         })());

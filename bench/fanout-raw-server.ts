@@ -18,7 +18,7 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { EventSchema, EventSource, type Event } from "../gen/agentd/v1/event_pb.js";
 import { WatchEventsResponseSchema } from "../gen/agentd/v1/event_service_pb.js";
-import { MessageRole } from "../gen/agentd/v1/message_pb.js";
+import { fanOutEvent } from "./lib.js";
 
 const maxBatch = Number(process.argv[2] ?? "0");
 if (process.send === undefined) {
@@ -64,23 +64,18 @@ server.on("stream", (stream) => {
 });
 await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
 
-const pad = " ".repeat(120);
 let seq = 0;
 let pending: Event[] = [];
 let flushScheduled = false;
 process.on("message", (m: { type: string; count?: number }) => {
   if (m.type === "append") {
     for (let i = 0; i < (m.count ?? 1); i++) {
-      const t = performance.timeOrigin + performance.now();
-      pending.push(
-        create(EventSchema, {
-          id: randomUUID(),
-          seq: BigInt(++seq),
-          timestamp: timestampFromMs(Date.now()),
-          source: EventSource.AGENT,
-          payload: { case: "messageEvent", value: { llmMessage: { role: MessageRole.ASSISTANT, content: [{ content: { case: "text", value: { text: `t=${t}${pad}` } } }] } } },
-        }),
-      );
+      // As agentd stores it: with an id, a seq and a timestamp.
+      const event = fanOutEvent();
+      event.id = randomUUID();
+      event.seq = BigInt(++seq);
+      event.timestamp = timestampFromMs(Date.now());
+      pending.push(event);
     }
     if (!flushScheduled) {
       flushScheduled = true;

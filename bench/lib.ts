@@ -3,8 +3,11 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { createInterface } from "node:readline";
+import { create } from "@bufbuild/protobuf";
 import type { Transport } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager, type GrpcTransportOptions } from "@connectrpc/connect-node";
+import { EventSchema, EventSource, type Event } from "../gen/agentd/v1/event_pb.js";
+import { MessageRole } from "../gen/agentd/v1/message_pb.js";
 
 export function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -135,4 +138,20 @@ class WindowedSessionManager extends Http2SessionManager {
     }
     return stream;
   }
+}
+
+const FAN_OUT_PAD = " ".repeat(120);
+
+/**
+ * The event the fan-out benchmark appends (bench/events-server.ts) and its raw limit broadcasts
+ * (bench/fanout-raw-server.ts): an agent message whose text is `t=<ms>` — the wall-clock time
+ * (performance.timeOrigin + now(), µs resolution) at the call, which subscribers subtract from
+ * their receive time (bench/events.ts) — padded to an ordinary event's size.
+ */
+export function fanOutEvent(): Event {
+  const t = performance.timeOrigin + performance.now();
+  return create(EventSchema, {
+    source: EventSource.AGENT,
+    payload: { case: "messageEvent", value: { llmMessage: { role: MessageRole.ASSISTANT, content: [{ content: { case: "text", value: { text: `t=${t}${FAN_OUT_PAD}` } } }] } } },
+  });
 }
