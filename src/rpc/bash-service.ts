@@ -18,7 +18,7 @@
  *   seq order with no gap and no duplicate: the stream subscribes first, then reads the store by
  *   seq, so a slow client costs no server memory. A keepalive marks the moment the stream is live
  *   (after the replay) and follows every `keepAliveIntervalMs` (default 15 s) of silence.
- * - WatchBashCommand: output from `offset` in messages of at most 64 KiB, then the final
+ * - WatchBashCommand: output from `offset` in messages of at most 256 KiB, then the final
  *   BashCommandInfo; a keepalive carrying the current state after every `keepAliveIntervalMs` of
  *   silence.
  * - Streams end with OK when the client goes away or the server shuts down (`shutdownSignal`).

@@ -54,7 +54,7 @@ export interface Drained {
 
 /**
  * Reads WatchBashCommand from `offset` to the exit item, checking that every output message
- * starts where the previous one ended and holds at most 64 KiB.
+ * starts where the previous one ended and holds at most 256 KiB (the contract of BashOutputChunk).
  */
 export async function drain(c: BashClient, commandId: string, offset = 0): Promise<Drained> {
   const parts: Buffer[] = [];
@@ -64,7 +64,7 @@ export async function drain(c: BashClient, commandId: string, offset = 0): Promi
     if (item.case === "output") {
       expect(Number(item.value.offset)).toBe(next);
       expect(item.value.data.byteLength).toBeGreaterThan(0);
-      expect(item.value.data.byteLength).toBeLessThanOrEqual(64 * 1024);
+      expect(item.value.data.byteLength).toBeLessThanOrEqual(256 * 1024);
       parts.push(Buffer.from(item.value.data));
       next += item.value.data.byteLength;
     } else if (item.case === "exit") {

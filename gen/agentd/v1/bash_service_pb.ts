@@ -539,7 +539,7 @@ export type BashOutputChunk = Message<"agentd.v1.BashOutputChunk"> & {
   offset: bigint;
 
   /**
-   * The bytes (at most 64 KiB per message).
+   * The bytes (at most 256 KiB per message).
    *
    * @generated from field: bytes data = 2;
    */

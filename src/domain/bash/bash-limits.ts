@@ -41,7 +41,7 @@ export const DEFAULT_BASH_LIMITS: BashLimits = {
   maxTimeoutSeconds: 2_147_483,
   killGraceMs: 1000,
   maxCommandBytes: 1 * MiB,
-  watchChunkBytes: 64 * KiB,
+  watchChunkBytes: 256 * KiB,
   storeChunkBytes: 256 * KiB,
   outputHighWaterBytes: 8 * MiB,
   maxPendingInputBytes: 1 * MiB,

@@ -110,9 +110,9 @@ export class LevelDbBashStore implements BashStore {
 
   async readOutput(commandId: string, offset: number, maxBytes: number): Promise<Uint8Array> {
     if (!isValidId(commandId) || maxBytes <= 0) return new Uint8Array(0);
-    // Watchers read small pieces (64 KiB) in sequence while LevelDB returns whole stored chunks
-    // (up to 256 KiB): serve from the recently read ranges, so each stored byte is fetched once
-    // per pass rather than once per piece. Stored output never changes, so a cached range is
+    // Watchers read pieces (up to 256 KiB) in sequence that need not line up with the stored
+    // chunks (up to 256 KiB; a re-attach starts anywhere): serve from the recently read ranges,
+    // so each stored byte is fetched about once per pass rather than once per piece. Stored output never changes, so a cached range is
     // always right; it is used only when it holds the whole request (never a short read).
     for (let i = this.readCache.length - 1; i >= 0; i--) {
       const r = this.readCache[i]!;
