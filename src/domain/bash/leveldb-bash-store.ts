@@ -67,10 +67,13 @@ export interface LevelDbBashStoreOptions {
 const STATUSES: ReadonlySet<string> = new Set<BashCommandStatus>(["running", "exited", "killed", "timed_out", "lost"]);
 const MODES: ReadonlySet<string> = new Set<BashMode>(["pty", "pipe"]);
 const KINDS: ReadonlySet<string> = new Set<BashEventKind>(["BashCommand", "BashOutput"]);
-/** Output read from storage at once for a smaller read (the engine stores chunks of up to 256 KiB). */
-const READ_AHEAD_BYTES = 256 * 1024;
+/**
+ * Output read from storage at once for a smaller read. It must exceed the engine's watch reads
+ * (up to 256 KiB, like its stored chunks), or a range is never left over for the next read.
+ */
+const READ_AHEAD_BYTES = 512 * 1024;
 /** Ranges kept for sequential readers (at most READ_CACHE_ENTRIES × READ_AHEAD_BYTES of memory). */
-const READ_CACHE_ENTRIES = 16;
+const READ_CACHE_ENTRIES = 8;
 /** Largest timestamp a storage key holds. */
 const MAX_MS = Number.MAX_SAFE_INTEGER;
 
