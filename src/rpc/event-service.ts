@@ -274,6 +274,10 @@ function preEncodedBatch(events: readonly Event[]): WatchEventsResponse {
   return res;
 }
 
+/** WatchEventsResponse.events, and its tag as written between the occurrences of a batch. */
+const EVENTS_FIELD = WatchEventsResponseSchema.field.events!.number;
+const EVENTS_TAG = new BinaryWriter().tag(EVENTS_FIELD, WireType.LengthDelimited).finish();
+
 /** The one-event `events` field of an event (see preEncodedBatch). */
 function inBatchOf(event: Event): UnknownField {
   const e = encodingsOf(event);
@@ -281,13 +285,10 @@ function inBatchOf(event: Event): UnknownField {
     // A one-event EventBatch: its `events` field carrying the event's encoding (`single.data`
     // is the length-prefixed event, whatever the field number around it).
     const batchOfOne = new BinaryWriter().tag(EventBatchSchema.field.events!.number, WireType.LengthDelimited).raw(e.single.data).finish();
-    e.inBatch = encodedMessageField(WatchEventsResponseSchema.field.events!.number, batchOfOne);
+    e.inBatch = encodedMessageField(EVENTS_FIELD, batchOfOne);
   }
   return e.inBatch;
 }
-
-/** The tag of WatchEventsResponse.events, as written between the occurrences of a batch. */
-const EVENTS_TAG = new BinaryWriter().tag(WatchEventsResponseSchema.field.events!.number, WireType.LengthDelimited).finish();
 
 /**
  * Batches recently sent, shared by the watchers that are sent the same events: watchers that keep
@@ -305,7 +306,7 @@ const RECENT_BATCH_MAX_BYTES = 1024 * 1024;
  */
 function batchField(events: readonly Event[]): UnknownField {
   const first = events[0];
-  if (first === undefined) return { no: WatchEventsResponseSchema.field.events!.number, wireType: WireType.LengthDelimited, data: new Uint8Array([0]) }; // an empty EventBatch
+  if (first === undefined) return { no: EVENTS_FIELD, wireType: WireType.LengthDelimited, data: new Uint8Array([0]) }; // an empty EventBatch
   const hit = recentBatches.find((b) => b.first === first && b.count === events.length);
   if (hit !== undefined) return hit.field;
   const parts = events.map(inBatchOf);
@@ -323,7 +324,7 @@ function batchField(events: readonly Event[]): UnknownField {
     data.set(part.data, at);
     at += part.data.length;
   }
-  const field: UnknownField = { no: WatchEventsResponseSchema.field.events!.number, wireType: WireType.LengthDelimited, data };
+  const field: UnknownField = { no: EVENTS_FIELD, wireType: WireType.LengthDelimited, data };
   if (size <= RECENT_BATCH_MAX_BYTES) {
     recentBatches.unshift({ first, count: events.length, field });
     recentBatches.length = Math.min(recentBatches.length, RECENT_BATCHES);
