@@ -1,11 +1,13 @@
 /**
  * Files benchmark (issue 6): 1 GiB download and upload throughput through agentd — gRPC over h2c
- * (DownloadFile stream; CreateUpload + WriteUpload in 1 MiB or 4 MiB chunks, 4 calls in flight,
- * + CommitUpload) and REST (GET /api/file/download, multipart POST /api/file/upload) — against
- * the raw limit measured in the same run: a child process piping an `fs` read stream into a
- * loopback TCP socket (download), or a socket into a file followed by fsync (upload). Clients
- * only count bytes (no hashing); the server hashes both directions (sha256), writes through a
- * temp file + fsync + rename, so the ratio shows what agentd's stack costs.
+ * (DownloadFile stream; one UploadFileStream of 1 MiB messages, the way a gRPC client uploads;
+ * for comparison the session calls a browser must use, CreateUpload + WriteUpload in 1 MiB or
+ * 4 MiB chunks, 4 calls in flight, + CommitUpload) and REST (GET /api/file/download, multipart
+ * POST /api/file/upload) — against the raw limit measured in the same run: a child process
+ * piping an `fs` read stream into a loopback TCP socket (download), or a socket into a file
+ * followed by fsync (upload). Clients only count bytes (no hashing); the server hashes both
+ * directions (sha256), writes through a temp file + fsync + rename, so the ratio shows what
+ * agentd's stack costs.
  *
  * The gRPC client is connect-node's, tuned as a bulk-transfer client should be: 16 MiB HTTP/2
  * stream and connection receive windows (Node's default is 64 KiB for both, which caps a
@@ -14,14 +16,14 @@
  * large on a shared host: compare ratios from the same run, not absolute figures across runs.
  *
  * agentd runs as a child process as `npm start` runs it (dist/agentd.mjs, rebuilt by bench/run.ts),
- * so its RSS can be sampled (every 20 ms) during each transfer; the growth over the RSS just before the transfer is
- * reported (target ≤ 64 MiB). Ours and raw alternate, RUNS times each, medians reported.
+ * so its RSS can be sampled (every 20 ms) during each transfer; the growth over the RSS just
+ * before the transfer is reported (target ≤ 64 MiB). Ours and raw alternate, RUNS times each, medians reported.
  * Environment: BENCH_FILES_RUNS (default 3), BENCH_FILES_ONLY (comma-separated transfer keys,
  * e.g. "raw-down,grpc-down"), BENCH_FILES_IN_FLIGHT (default 4), BENCH_FILES_VERBOSE (print
- * every sample to stderr).
+ * every sample to stderr, with the CPU time server and client spent on it).
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { createReadStream } from "node:fs";
+import { createReadStream, readFileSync } from "node:fs";
 import { mkdir, mkdtemp, open, rm } from "node:fs/promises";
 import http from "node:http";
 import net from "node:net";
@@ -78,6 +80,12 @@ interface Sample {
   rssGrowthMiB: number;
 }
 
+/** CPU time (user + system, all threads) a process has used, in seconds (clock ticks of 1/100 s). */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
 /** Runs `transfer` (which moves SIZE bytes) while sampling the RSS of `pid`. */
 async function measure(pid: number, transfer: () => Promise<number>): Promise<Sample> {
   const base = rssMiB(pid);
@@ -86,6 +94,8 @@ async function measure(pid: number, transfer: () => Promise<number>): Promise<Sa
     peak = Math.max(peak, rssMiB(pid));
   }, 20);
   const t = performance.now();
+  const serverCpu0 = cpuSeconds(pid);
+  const clientCpu0 = process.cpuUsage();
   let bytes: number;
   try {
     bytes = await transfer();
@@ -93,6 +103,11 @@ async function measure(pid: number, transfer: () => Promise<number>): Promise<Sa
     clearInterval(timer);
   }
   const s = (performance.now() - t) / 1000;
+  const clientCpu = process.cpuUsage(clientCpu0);
+  if (process.env.BENCH_FILES_VERBOSE !== undefined) {
+    const cpu = `server ${(cpuSeconds(pid) - serverCpu0).toFixed(2)} s, client ${((clientCpu.user + clientCpu.system) / 1e6).toFixed(2)} s`;
+    console.error(`  ${s.toFixed(2)} s; CPU (all threads): ${cpu}`);
+  }
   peak = Math.max(peak, rssMiB(pid));
   if (bytes !== SIZE) throw new Error(`transferred ${bytes} bytes, expected ${SIZE}`);
   return { mibPerS: SIZE / MiB / s, rssGrowthMiB: peak - base };
@@ -151,6 +166,33 @@ async function grpcUpload(files: Client<typeof FileService>, file: string, chunk
   }
   const done = await files.commitUpload({ uploadId });
   return Number(done.info?.size ?? 0n);
+}
+
+/**
+ * One UploadFileStream call in `chunk`-sized messages. Two read buffers alternate: the next chunk
+ * is read from disk while the current one is sent (connect-node has serialised a message by the
+ * time it asks for the next one, so a buffer is free again once the one after it is yielded).
+ */
+async function grpcStreamUpload(files: Client<typeof FileService>, file: string, chunk: number): Promise<number> {
+  const fh = await open(file, "r");
+  try {
+    async function* messages() {
+      const buffers = [Buffer.allocUnsafe(chunk), Buffer.allocUnsafe(chunk)];
+      let offset = 0;
+      let reading = fh.read(buffers[0]!, 0, chunk, 0);
+      for (let i = 0; offset < SIZE; i++) {
+        const { bytesRead, buffer } = await reading;
+        offset += bytesRead;
+        if (offset < SIZE) reading = fh.read(buffers[(i + 1) % 2]!, 0, chunk, offset);
+        const data = buffer.subarray(0, bytesRead);
+        yield i === 0 ? { target: { case: "create" as const, value: { path: "up/stream.bin", expectedSize: BigInt(SIZE) } }, data } : { data };
+      }
+    }
+    const done = await files.uploadFileStream(messages());
+    return Number(done.info?.size ?? 0n);
+  } finally {
+    await fh.close();
+  }
 }
 
 /** The bench's gRPC client: connect-node with 16 MiB receive windows ("tuned"), or Node's defaults. */
@@ -227,6 +269,7 @@ export async function run(): Promise<void> {
       ["grpc-down-default", oursPid, () => grpcDownload(untuned)],
       ["rest-down", oursPid, () => restDownload(ours.url)],
       ["raw-up", rawPid, () => rawUpload(raw.upPort, big)],
+      ["grpc-up-stream", oursPid, () => grpcStreamUpload(files, big, MiB)],
       ["grpc-up", oursPid, () => grpcUpload(files, big, MiB, IN_FLIGHT)],
       ["grpc-up-4m", oursPid, () => grpcUpload(files, big, 4 * MiB, IN_FLIGHT)],
       ["rest-up", oursPid, () => restUpload(ours.url, big)],
@@ -254,11 +297,13 @@ export async function run(): Promise<void> {
       speed("grpc-down", "raw-down", "download, gRPC h2c, client with 16 MiB windows"),
       speed("grpc-down-default", "raw-down", "download, gRPC h2c, client with Node's default HTTP/2 windows"),
       speed("rest-down", "raw-down", "download, REST"),
+      speed("grpc-up-stream", "raw-up", "upload, gRPC h2c, one UploadFileStream of 1 MiB messages"),
       speed("grpc-up", "raw-up", `upload, gRPC h2c, 1 MiB chunks, ${upChunks}`),
       speed("grpc-up-4m", "raw-up", `upload, gRPC h2c, 4 MiB chunks, ${upChunks}`),
       speed("rest-up", "raw-up", "upload, REST multipart"),
       memory("grpc-down", "raw-down", "gRPC download"),
       memory("rest-down", "raw-down", "REST download"),
+      memory("grpc-up-stream", "raw-up", "gRPC upload stream"),
       memory("grpc-up", "raw-up", "gRPC upload 1 MiB chunks"),
       memory("grpc-up-4m", "raw-up", "gRPC upload 4 MiB chunks"),
       memory("rest-up", "raw-up", "REST upload"),

@@ -11,13 +11,16 @@
  *   read only as fast as the client consumes (connect-node awaits `drain` per message), one
  *   chunk ahead, into three recycled buffers.
  * - UploadFile: one message, written atomically (temp file + fsync + rename).
+ * - UploadFileStream: an upload session fed by a client stream (WorkspaceFiles.streamUpload), the
+ *   next message decoded while the previous ones are written; committed when the stream ends
+ *   (unless keep_open). A session the stream opened is discarded when it fails.
  * - WatchDirectory: ends normally (OK) when the client goes away or the server shuts down.
  */
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { FileChangeKind, FileType, type FileInfoSchema } from "../../gen/agentd/v1/file_pb.js";
-import type { DownloadFileResponseSchema, FileService } from "../../gen/agentd/v1/file_service_pb.js";
+import type { CreateUploadRequest, DownloadFileResponseSchema, FileService } from "../../gen/agentd/v1/file_service_pb.js";
 import type { FileInfo, PathScope, WatchEventType, WorkspaceFiles } from "../domain/files/index.js";
 import { AgentdError } from "../errors.js";
 import { isSerialized } from "./in-process.js";
@@ -110,6 +113,16 @@ export function createFileService(deps: FileServiceDeps): ServiceImpl<typeof Fil
     return { workingDir };
   }
 
+  /** Opens an upload session from CreateUpload's fields; returns its id. */
+  async function createUpload(req: CreateUploadRequest): Promise<string> {
+    const session = await files.createUpload(req.path, {
+      ...(await scopeOf(req.conversationId)),
+      ...(req.expectedSize === 0n ? {} : { expectedSize: u64(req.expectedSize) }),
+      ...(req.mode === 0 ? {} : { mode: req.mode }),
+    });
+    return session.uploadId;
+  }
+
   return {
     async statFile(req) {
       return { info: fileInfoToProto(await files.stat(req.path, await scopeOf(req.conversationId))) };
@@ -194,12 +207,7 @@ export function createFileService(deps: FileServiceDeps): ServiceImpl<typeof Fil
     },
 
     async createUpload(req) {
-      const session = await files.createUpload(req.path, {
-        ...(await scopeOf(req.conversationId)),
-        ...(req.expectedSize === 0n ? {} : { expectedSize: u64(req.expectedSize) }),
-        ...(req.mode === 0 ? {} : { mode: req.mode }),
-      });
-      return { uploadId: session.uploadId };
+      return { uploadId: await createUpload(req) };
     },
 
     async writeUpload(req) {
@@ -211,6 +219,48 @@ export function createFileService(deps: FileServiceDeps): ServiceImpl<typeof Fil
       const sha256 = optionalString(req.sha256);
       const done = await files.commitUpload(req.uploadId, sha256 === undefined ? {} : { sha256 });
       return { info: fileInfoToProto(done.info), sha256: done.sha256 };
+    },
+
+    async uploadFileStream(requests, ctx) {
+      const messages = requests[Symbol.asyncIterator]();
+      const first = await messages.next();
+      if (first.done === true) throw new AgentdError("invalid_argument", "empty UploadFileStream: the first message must name the upload (create or upload_id)");
+      const head = first.value;
+      let uploadId: string;
+      if (head.target.case === "create") {
+        if (head.offset !== 0n) throw new AgentdError("invalid_argument", `offset must be 0 with create, got ${head.offset}`);
+        uploadId = await createUpload(head.target.value);
+      } else if (head.target.case === "uploadId") {
+        uploadId = head.target.value;
+      } else {
+        throw new AgentdError("invalid_argument", "the first UploadFileStream message must name the upload (create or upload_id)");
+      }
+      let sha256 = optionalString(head.sha256);
+      let keepOpen = head.keepOpen;
+      async function* data(): AsyncGenerator<Uint8Array> {
+        yield head.data;
+        for (let m = await messages.next(); m.done !== true; m = await messages.next()) {
+          if (m.value.target.case !== undefined || m.value.offset !== 0n) {
+            throw new AgentdError("invalid_argument", "only the first UploadFileStream message may name the upload or an offset");
+          }
+          sha256 = optionalString(m.value.sha256) ?? sha256;
+          keepOpen ||= m.value.keepOpen;
+          yield m.value.data;
+        }
+      }
+      try {
+        // Messages that went through the wire are the handler's own: the next one may be decoded
+        // while the previous one is being written. An in-process caller's buffers are not.
+        const received = await files.streamUpload(uploadId, u64(head.offset), data(), { overlap: isSerialized(ctx), signal: ctx.signal });
+        if (keepOpen) return { uploadId, received: BigInt(received), committed: false };
+        const done = await files.commitUpload(uploadId, sha256 === undefined ? {} : { sha256 });
+        return { uploadId, received: BigInt(done.info.size), committed: true, info: fileInfoToProto(done.info), sha256: done.sha256 };
+      } catch (err) {
+        // A session this stream opened is unknown to the client: discard it. A named one stays
+        // open at its received prefix (or is gone after a failed commit, as CommitUpload says).
+        if (head.target.case === "create") await files.abortUpload(uploadId).catch(() => undefined);
+        throw err;
+      }
     },
 
     async abortUpload(req) {

@@ -1,8 +1,8 @@
 /**
- * 1 GiB through FileService over gRPC (h2c): streamed download and a pipelined chunked upload
- * session with matching sha256 in bounded memory, a download resumed from an unaligned offset,
- * uploads cut off mid-way that never leave a partial target, and an oversized message refused
- * without losing the connection.
+ * 1 GiB through FileService over gRPC (h2c): streamed download, a pipelined chunked upload
+ * session and one UploadFileStream, with matching sha256 in bounded memory; a download resumed
+ * from an unaligned offset, uploads cut off mid-way that never leave a partial target, and an
+ * oversized message refused without losing the connection.
  */
 import { createHash } from "node:crypto";
 import { open, readFile, stat, writeFile } from "node:fs/promises";
@@ -106,6 +106,36 @@ describe("FileService: 1 GiB over gRPC", () => {
     expect(done.info?.size).toBe(BigInt(GiB));
     expect(done.info?.path).toBe(path.join(server.workspace, "copy/big.bin"));
     expect((await stat(path.join(server.workspace, "copy/big.bin"))).size).toBe(GiB);
+    expect(await uploadTemps(path.join(server.workspace, "copy"))).toEqual([]);
+    expect(rss.peakGrowthMiB).toBeLessThan(RSS_BUDGET_MiB);
+  }, 60_000);
+
+  it("uploads 1 GiB in one UploadFileStream with matching sha256 and bounded memory", async () => {
+    const rss = new RssProbe();
+    const fh = await open(path.join(server.workspace, "big.bin"), "r");
+    let sent = 0;
+    async function* messages() {
+      for (let offset = 0; offset < GiB; offset += UPLOAD_CHUNK) {
+        // A fresh buffer per message: the call holds on to a message until it has been sent.
+        const { bytesRead, buffer } = await fh.read(Buffer.allocUnsafe(UPLOAD_CHUNK), 0, UPLOAD_CHUNK, offset);
+        sent += bytesRead;
+        if ((offset / UPLOAD_CHUNK) % 16 === 0) rss.sample();
+        const data = buffer.subarray(0, bytesRead);
+        yield offset === 0 ? { target: { case: "create" as const, value: { path: "copy/streamed.bin", expectedSize: BigInt(GiB) } }, data } : { data };
+      }
+      yield { sha256: bigSha };
+    }
+    let done;
+    try {
+      done = await files.uploadFileStream(messages());
+    } finally {
+      await fh.close();
+    }
+    rss.sample();
+    expect(sent).toBe(GiB);
+    expect(done).toMatchObject({ committed: true, received: BigInt(GiB), sha256: bigSha });
+    expect(done.info?.size).toBe(BigInt(GiB));
+    expect((await stat(path.join(server.workspace, "copy/streamed.bin"))).size).toBe(GiB);
     expect(await uploadTemps(path.join(server.workspace, "copy"))).toEqual([]);
     expect(rss.peakGrowthMiB).toBeLessThan(RSS_BUDGET_MiB);
   }, 60_000);

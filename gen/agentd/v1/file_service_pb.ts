@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file agentd/v1/file_service.proto.
  */
 export const file_agentd_v1_file_service: GenFile = /*@__PURE__*/
-  fileDesc("ChxhZ2VudGQvdjEvZmlsZV9zZXJ2aWNlLnByb3RvEglhZ2VudGQudjEiOAoPU3RhdEZpbGVSZXF1ZXN0EgwKBHBhdGgYASABKAkSFwoPY29udmVyc2F0aW9uX2lkGAIgASgJIjUKEFN0YXRGaWxlUmVzcG9uc2USIQoEaW5mbxgBIAEoCzITLmFnZW50ZC52MS5GaWxlSW5mbyKfAQoQTGlzdEZpbGVzUmVxdWVzdBIMCgRwYXRoGAEgASgJEhcKD2NvbnZlcnNhdGlvbl9pZBgCIAEoCRINCgVkZXB0aBgDIAEoBRIWCg5pbmNsdWRlX2hpZGRlbhgEIAEoCBIcCglwYWdlX3NpemUYBSABKAVCCYq1GAVsaW1pdBIfCgpwYWdlX3Rva2VuGAYgASgJQguKtRgHcGFnZV9pZCJmChFMaXN0RmlsZXNSZXNwb25zZRIiCgVpdGVtcxgBIAMoCzITLmFnZW50ZC52MS5GaWxlSW5mbxItCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAlCFIq1GAxuZXh0X3BhZ2VfaWSgtRgBIj8KFkNyZWF0ZURpcmVjdG9yeVJlcXVlc3QSDAoEcGF0aBgBIAEoCRIXCg9jb252ZXJzYXRpb25faWQYAiABKAkiKgoXQ3JlYXRlRGlyZWN0b3J5UmVzcG9uc2USDwoHc3VjY2VzcxgBIAEoCCJiCg9Nb3ZlRmlsZVJlcXVlc3QSDgoGc291cmNlGAEgASgJEhMKC2Rlc3RpbmF0aW9uGAIgASgJEhEKCW92ZXJ3cml0ZRgDIAEoCBIXCg9jb252ZXJzYXRpb25faWQYBCABKAkiNQoQTW92ZUZpbGVSZXNwb25zZRIhCgRpbmZvGAEgASgLMhMuYWdlbnRkLnYxLkZpbGVJbmZvIk0KEVJlbW92ZUZpbGVSZXF1ZXN0EgwKBHBhdGgYASABKAkSEQoJcmVjdXJzaXZlGAIgASgIEhcKD2NvbnZlcnNhdGlvbl9pZBgDIAEoCSIlChJSZW1vdmVGaWxlUmVzcG9uc2USDwoHc3VjY2VzcxgBIAEoCCJcChNEb3dubG9hZEZpbGVSZXF1ZXN0EgwKBHBhdGgYASABKAkSDgoGb2Zmc2V0GAIgASgEEg4KBmxlbmd0aBgDIAEoBBIXCg9jb252ZXJzYXRpb25faWQYBCABKAkiZwoURG93bmxvYWRGaWxlUmVzcG9uc2USIQoEaW5mbxgBIAEoCzITLmFnZW50ZC52MS5GaWxlSW5mbxIOCgZvZmZzZXQYAiABKAQSDAoEZGF0YRgDIAEoDBIOCgZzaGEyNTYYBCABKAkiWAoRVXBsb2FkRmlsZVJlcXVlc3QSDAoEcGF0aBgBIAEoCRIMCgRkYXRhGAIgASgMEg4KBnNoYTI1NhgDIAEoCRIXCg9jb252ZXJzYXRpb25faWQYBCABKAkiWAoSVXBsb2FkRmlsZVJlc3BvbnNlEg8KB3N1Y2Nlc3MYASABKAgSIQoEaW5mbxgCIAEoCzITLmFnZW50ZC52MS5GaWxlSW5mbxIOCgZzaGEyNTYYAyABKAkiYQoTQ3JlYXRlVXBsb2FkUmVxdWVzdBIMCgRwYXRoGAEgASgJEhUKDWV4cGVjdGVkX3NpemUYAiABKAQSDAoEbW9kZRgDIAEoDRIXCg9jb252ZXJzYXRpb25faWQYBCABKAkiKQoUQ3JlYXRlVXBsb2FkUmVzcG9uc2USEQoJdXBsb2FkX2lkGAEgASgJIkUKEldyaXRlVXBsb2FkUmVxdWVzdBIRCgl1cGxvYWRfaWQYASABKAkSDgoGb2Zmc2V0GAIgASgEEgwKBGRhdGEYAyABKAwiJwoTV3JpdGVVcGxvYWRSZXNwb25zZRIQCghyZWNlaXZlZBgBIAEoBCI4ChNDb21taXRVcGxvYWRSZXF1ZXN0EhEKCXVwbG9hZF9pZBgBIAEoCRIOCgZzaGEyNTYYAiABKAkiSQoUQ29tbWl0VXBsb2FkUmVzcG9uc2USIQoEaW5mbxgBIAEoCzITLmFnZW50ZC52MS5GaWxlSW5mbxIOCgZzaGEyNTYYAiABKAkiJwoSQWJvcnRVcGxvYWRSZXF1ZXN0EhEKCXVwbG9hZF9pZBgBIAEoCSImChNBYm9ydFVwbG9hZFJlc3BvbnNlEg8KB3N1Y2Nlc3MYASABKAgiZAoVV2F0Y2hEaXJlY3RvcnlSZXF1ZXN0EgwKBHBhdGgYASABKAkSEQoJcmVjdXJzaXZlGAIgASgIEhEKCWFmdGVyX3NlcRgDIAEoBBIXCg9jb252ZXJzYXRpb25faWQYBCABKAkiRAoWV2F0Y2hEaXJlY3RvcnlSZXNwb25zZRIqCgZjaGFuZ2UYASABKAsyGi5hZ2VudGQudjEuRmlsZUNoYW5nZUV2ZW50Mr4KCgtGaWxlU2VydmljZRJeCghTdGF0RmlsZRIaLmFnZW50ZC52MS5TdGF0RmlsZVJlcXVlc3QaGy5hZ2VudGQudjEuU3RhdEZpbGVSZXNwb25zZSIZkAIBgtPkkwIQEg4vYXBpL2ZpbGUvc3RhdBJhCglMaXN0RmlsZXMSGy5hZ2VudGQudjEuTGlzdEZpbGVzUmVxdWVzdBocLmFnZW50ZC52MS5MaXN0RmlsZXNSZXNwb25zZSIZkAIBgtPkkwIQEg4vYXBpL2ZpbGUvbGlzdBJ8Cg9DcmVhdGVEaXJlY3RvcnkSIS5hZ2VudGQudjEuQ3JlYXRlRGlyZWN0b3J5UmVxdWVzdBoiLmFnZW50ZC52MS5DcmVhdGVEaXJlY3RvcnlSZXNwb25zZSIigtPkkwIcIhovYXBpL2ZpbGUvY3JlYXRlX2RpcmVjdG9yeRJeCghNb3ZlRmlsZRIaLmFnZW50ZC52MS5Nb3ZlRmlsZVJlcXVlc3QaGy5hZ2VudGQudjEuTW92ZUZpbGVSZXNwb25zZSIZgtPkkwITOgEqIg4vYXBpL2ZpbGUvbW92ZRJjCgpSZW1vdmVGaWxlEhwuYWdlbnRkLnYxLlJlbW92ZUZpbGVSZXF1ZXN0Gh0uYWdlbnRkLnYxLlJlbW92ZUZpbGVSZXNwb25zZSIYgtPkkwISIhAvYXBpL2ZpbGUvcmVtb3ZlEnYKDERvd25sb2FkRmlsZRIeLmFnZW50ZC52MS5Eb3dubG9hZEZpbGVSZXF1ZXN0Gh8uYWdlbnRkLnYxLkRvd25sb2FkRmlsZVJlc3BvbnNlIiOQAgGC0+STAhpiBGRhdGESEi9hcGkvZmlsZS9kb3dubG9hZDABEmkKClVwbG9hZEZpbGUSHC5hZ2VudGQudjEuVXBsb2FkRmlsZVJlcXVlc3QaHS5hZ2VudGQudjEuVXBsb2FkRmlsZVJlc3BvbnNlIh6C0+STAhg6BGRhdGEiEC9hcGkvZmlsZS91cGxvYWQSbQoMQ3JlYXRlVXBsb2FkEh4uYWdlbnRkLnYxLkNyZWF0ZVVwbG9hZFJlcXVlc3QaHy5hZ2VudGQudjEuQ3JlYXRlVXBsb2FkUmVzcG9uc2UiHILT5JMCFjoBKiIRL2FwaS9maWxlL3VwbG9hZHMSgAEKC1dyaXRlVXBsb2FkEh0uYWdlbnRkLnYxLldyaXRlVXBsb2FkUmVxdWVzdBoeLmFnZW50ZC52MS5Xcml0ZVVwbG9hZFJlc3BvbnNlIjKC0+STAiw6BGRhdGEiJC9hcGkvZmlsZS91cGxvYWRzL3t1cGxvYWRfaWR9L2NodW5rcxKAAQoMQ29tbWl0VXBsb2FkEh4uYWdlbnRkLnYxLkNvbW1pdFVwbG9hZFJlcXVlc3QaHy5hZ2VudGQudjEuQ29tbWl0VXBsb2FkUmVzcG9uc2UiL4LT5JMCKToBKiIkL2FwaS9maWxlL3VwbG9hZHMve3VwbG9hZF9pZH0vY29tbWl0EnMKC0Fib3J0VXBsb2FkEh0uYWdlbnRkLnYxLkFib3J0VXBsb2FkUmVxdWVzdBoeLmFnZW50ZC52MS5BYm9ydFVwbG9hZFJlc3BvbnNlIiWC0+STAh8qHS9hcGkvZmlsZS91cGxvYWRzL3t1cGxvYWRfaWR9ElwKDldhdGNoRGlyZWN0b3J5EiAuYWdlbnRkLnYxLldhdGNoRGlyZWN0b3J5UmVxdWVzdBohLmFnZW50ZC52MS5XYXRjaERpcmVjdG9yeVJlc3BvbnNlIgOQAgEwAWIGcHJvdG8z", [file_agentd_v1_file, file_agentd_v1_options, file_google_api_annotations]);
+  fileDesc("ChxhZ2VudGQvdjEvZmlsZV9zZXJ2aWNlLnByb3RvEglhZ2VudGQudjEiOAoPU3RhdEZpbGVSZXF1ZXN0EgwKBHBhdGgYASABKAkSFwoPY29udmVyc2F0aW9uX2lkGAIgASgJIjUKEFN0YXRGaWxlUmVzcG9uc2USIQoEaW5mbxgBIAEoCzITLmFnZW50ZC52MS5GaWxlSW5mbyKfAQoQTGlzdEZpbGVzUmVxdWVzdBIMCgRwYXRoGAEgASgJEhcKD2NvbnZlcnNhdGlvbl9pZBgCIAEoCRINCgVkZXB0aBgDIAEoBRIWCg5pbmNsdWRlX2hpZGRlbhgEIAEoCBIcCglwYWdlX3NpemUYBSABKAVCCYq1GAVsaW1pdBIfCgpwYWdlX3Rva2VuGAYgASgJQguKtRgHcGFnZV9pZCJmChFMaXN0RmlsZXNSZXNwb25zZRIiCgVpdGVtcxgBIAMoCzITLmFnZW50ZC52MS5GaWxlSW5mbxItCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAlCFIq1GAxuZXh0X3BhZ2VfaWSgtRgBIj8KFkNyZWF0ZURpcmVjdG9yeVJlcXVlc3QSDAoEcGF0aBgBIAEoCRIXCg9jb252ZXJzYXRpb25faWQYAiABKAkiKgoXQ3JlYXRlRGlyZWN0b3J5UmVzcG9uc2USDwoHc3VjY2VzcxgBIAEoCCJiCg9Nb3ZlRmlsZVJlcXVlc3QSDgoGc291cmNlGAEgASgJEhMKC2Rlc3RpbmF0aW9uGAIgASgJEhEKCW92ZXJ3cml0ZRgDIAEoCBIXCg9jb252ZXJzYXRpb25faWQYBCABKAkiNQoQTW92ZUZpbGVSZXNwb25zZRIhCgRpbmZvGAEgASgLMhMuYWdlbnRkLnYxLkZpbGVJbmZvIk0KEVJlbW92ZUZpbGVSZXF1ZXN0EgwKBHBhdGgYASABKAkSEQoJcmVjdXJzaXZlGAIgASgIEhcKD2NvbnZlcnNhdGlvbl9pZBgDIAEoCSIlChJSZW1vdmVGaWxlUmVzcG9uc2USDwoHc3VjY2VzcxgBIAEoCCJcChNEb3dubG9hZEZpbGVSZXF1ZXN0EgwKBHBhdGgYASABKAkSDgoGb2Zmc2V0GAIgASgEEg4KBmxlbmd0aBgDIAEoBBIXCg9jb252ZXJzYXRpb25faWQYBCABKAkiZwoURG93bmxvYWRGaWxlUmVzcG9uc2USIQoEaW5mbxgBIAEoCzITLmFnZW50ZC52MS5GaWxlSW5mbxIOCgZvZmZzZXQYAiABKAQSDAoEZGF0YRgDIAEoDBIOCgZzaGEyNTYYBCABKAkiWAoRVXBsb2FkRmlsZVJlcXVlc3QSDAoEcGF0aBgBIAEoCRIMCgRkYXRhGAIgASgMEg4KBnNoYTI1NhgDIAEoCRIXCg9jb252ZXJzYXRpb25faWQYBCABKAkiWAoSVXBsb2FkRmlsZVJlc3BvbnNlEg8KB3N1Y2Nlc3MYASABKAgSIQoEaW5mbxgCIAEoCzITLmFnZW50ZC52MS5GaWxlSW5mbxIOCgZzaGEyNTYYAyABKAkiYQoTQ3JlYXRlVXBsb2FkUmVxdWVzdBIMCgRwYXRoGAEgASgJEhUKDWV4cGVjdGVkX3NpemUYAiABKAQSDAoEbW9kZRgDIAEoDRIXCg9jb252ZXJzYXRpb25faWQYBCABKAkiKQoUQ3JlYXRlVXBsb2FkUmVzcG9uc2USEQoJdXBsb2FkX2lkGAEgASgJIkUKEldyaXRlVXBsb2FkUmVxdWVzdBIRCgl1cGxvYWRfaWQYASABKAkSDgoGb2Zmc2V0GAIgASgEEgwKBGRhdGEYAyABKAwiJwoTV3JpdGVVcGxvYWRSZXNwb25zZRIQCghyZWNlaXZlZBgBIAEoBCI4ChNDb21taXRVcGxvYWRSZXF1ZXN0EhEKCXVwbG9hZF9pZBgBIAEoCRIOCgZzaGEyNTYYAiABKAkiSQoUQ29tbWl0VXBsb2FkUmVzcG9uc2USIQoEaW5mbxgBIAEoCzITLmFnZW50ZC52MS5GaWxlSW5mbxIOCgZzaGEyNTYYAiABKAkiqwEKF1VwbG9hZEZpbGVTdHJlYW1SZXF1ZXN0EjAKBmNyZWF0ZRgBIAEoCzIeLmFnZW50ZC52MS5DcmVhdGVVcGxvYWRSZXF1ZXN0SAASEwoJdXBsb2FkX2lkGAIgASgJSAASDgoGb2Zmc2V0GAMgASgEEgwKBGRhdGEYBCABKAwSDgoGc2hhMjU2GAUgASgJEhEKCWtlZXBfb3BlbhgGIAEoCEIICgZ0YXJnZXQihQEKGFVwbG9hZEZpbGVTdHJlYW1SZXNwb25zZRIRCgl1cGxvYWRfaWQYASABKAkSEAoIcmVjZWl2ZWQYAiABKAQSEQoJY29tbWl0dGVkGAMgASgIEiEKBGluZm8YBCABKAsyEy5hZ2VudGQudjEuRmlsZUluZm8SDgoGc2hhMjU2GAUgASgJIicKEkFib3J0VXBsb2FkUmVxdWVzdBIRCgl1cGxvYWRfaWQYASABKAkiJgoTQWJvcnRVcGxvYWRSZXNwb25zZRIPCgdzdWNjZXNzGAEgASgIImQKFVdhdGNoRGlyZWN0b3J5UmVxdWVzdBIMCgRwYXRoGAEgASgJEhEKCXJlY3Vyc2l2ZRgCIAEoCBIRCglhZnRlcl9zZXEYAyABKAQSFwoPY29udmVyc2F0aW9uX2lkGAQgASgJIkQKFldhdGNoRGlyZWN0b3J5UmVzcG9uc2USKgoGY2hhbmdlGAEgASgLMhouYWdlbnRkLnYxLkZpbGVDaGFuZ2VFdmVudDKfCwoLRmlsZVNlcnZpY2USXgoIU3RhdEZpbGUSGi5hZ2VudGQudjEuU3RhdEZpbGVSZXF1ZXN0GhsuYWdlbnRkLnYxLlN0YXRGaWxlUmVzcG9uc2UiGZACAYLT5JMCEBIOL2FwaS9maWxlL3N0YXQSYQoJTGlzdEZpbGVzEhsuYWdlbnRkLnYxLkxpc3RGaWxlc1JlcXVlc3QaHC5hZ2VudGQudjEuTGlzdEZpbGVzUmVzcG9uc2UiGZACAYLT5JMCEBIOL2FwaS9maWxlL2xpc3QSfAoPQ3JlYXRlRGlyZWN0b3J5EiEuYWdlbnRkLnYxLkNyZWF0ZURpcmVjdG9yeVJlcXVlc3QaIi5hZ2VudGQudjEuQ3JlYXRlRGlyZWN0b3J5UmVzcG9uc2UiIoLT5JMCHCIaL2FwaS9maWxlL2NyZWF0ZV9kaXJlY3RvcnkSXgoITW92ZUZpbGUSGi5hZ2VudGQudjEuTW92ZUZpbGVSZXF1ZXN0GhsuYWdlbnRkLnYxLk1vdmVGaWxlUmVzcG9uc2UiGYLT5JMCEzoBKiIOL2FwaS9maWxlL21vdmUSYwoKUmVtb3ZlRmlsZRIcLmFnZW50ZC52MS5SZW1vdmVGaWxlUmVxdWVzdBodLmFnZW50ZC52MS5SZW1vdmVGaWxlUmVzcG9uc2UiGILT5JMCEiIQL2FwaS9maWxlL3JlbW92ZRJ2CgxEb3dubG9hZEZpbGUSHi5hZ2VudGQudjEuRG93bmxvYWRGaWxlUmVxdWVzdBofLmFnZW50ZC52MS5Eb3dubG9hZEZpbGVSZXNwb25zZSIjkAIBgtPkkwIaYgRkYXRhEhIvYXBpL2ZpbGUvZG93bmxvYWQwARJpCgpVcGxvYWRGaWxlEhwuYWdlbnRkLnYxLlVwbG9hZEZpbGVSZXF1ZXN0Gh0uYWdlbnRkLnYxLlVwbG9hZEZpbGVSZXNwb25zZSIegtPkkwIYOgRkYXRhIhAvYXBpL2ZpbGUvdXBsb2FkEm0KDENyZWF0ZVVwbG9hZBIeLmFnZW50ZC52MS5DcmVhdGVVcGxvYWRSZXF1ZXN0Gh8uYWdlbnRkLnYxLkNyZWF0ZVVwbG9hZFJlc3BvbnNlIhyC0+STAhY6ASoiES9hcGkvZmlsZS91cGxvYWRzEoABCgtXcml0ZVVwbG9hZBIdLmFnZW50ZC52MS5Xcml0ZVVwbG9hZFJlcXVlc3QaHi5hZ2VudGQudjEuV3JpdGVVcGxvYWRSZXNwb25zZSIygtPkkwIsOgRkYXRhIiQvYXBpL2ZpbGUvdXBsb2Fkcy97dXBsb2FkX2lkfS9jaHVua3MSgAEKDENvbW1pdFVwbG9hZBIeLmFnZW50ZC52MS5Db21taXRVcGxvYWRSZXF1ZXN0Gh8uYWdlbnRkLnYxLkNvbW1pdFVwbG9hZFJlc3BvbnNlIi+C0+STAik6ASoiJC9hcGkvZmlsZS91cGxvYWRzL3t1cGxvYWRfaWR9L2NvbW1pdBJfChBVcGxvYWRGaWxlU3RyZWFtEiIuYWdlbnRkLnYxLlVwbG9hZEZpbGVTdHJlYW1SZXF1ZXN0GiMuYWdlbnRkLnYxLlVwbG9hZEZpbGVTdHJlYW1SZXNwb25zZSIAKAEScwoLQWJvcnRVcGxvYWQSHS5hZ2VudGQudjEuQWJvcnRVcGxvYWRSZXF1ZXN0Gh4uYWdlbnRkLnYxLkFib3J0VXBsb2FkUmVzcG9uc2UiJYLT5JMCHyodL2FwaS9maWxlL3VwbG9hZHMve3VwbG9hZF9pZH0SXAoOV2F0Y2hEaXJlY3RvcnkSIC5hZ2VudGQudjEuV2F0Y2hEaXJlY3RvcnlSZXF1ZXN0GiEuYWdlbnRkLnYxLldhdGNoRGlyZWN0b3J5UmVzcG9uc2UiA5ACATABYgZwcm90bzM", [file_agentd_v1_file, file_agentd_v1_options, file_google_api_annotations]);
 
 /**
  * Request of StatFile.
@@ -657,6 +657,124 @@ export const CommitUploadResponseSchema: GenMessage<CommitUploadResponse> = /*@_
   messageDesc(file_agentd_v1_file_service, 19);
 
 /**
+ * One message of UploadFileStream.
+ *
+ * @generated from message agentd.v1.UploadFileStreamRequest
+ */
+export type UploadFileStreamRequest = Message<"agentd.v1.UploadFileStreamRequest"> & {
+  /**
+   * The upload, in the first message only.
+   *
+   * @generated from oneof agentd.v1.UploadFileStreamRequest.target
+   */
+  target: {
+    /**
+     * Open a new session with these fields (CreateUpload's).
+     *
+     * @generated from field: agentd.v1.CreateUploadRequest create = 1;
+     */
+    value: CreateUploadRequest;
+    case: "create";
+  } | {
+    /**
+     * Continue this open session.
+     *
+     * @generated from field: string upload_id = 2;
+     */
+    value: string;
+    case: "uploadId";
+  } | { case: undefined; value?: undefined };
+
+  /**
+   * First message only: offset of its first data byte. With `create` it must be 0; with
+   * `upload_id` it is normally the session's received prefix (bytes already received are
+   * compared, not rewritten, as WriteUpload does).
+   *
+   * @generated from field: uint64 offset = 3;
+   */
+  offset: bigint;
+
+  /**
+   * The next bytes of the file (any size up to the message limit, 8 MiB by default).
+   *
+   * @generated from field: bytes data = 4;
+   */
+  data: Uint8Array;
+
+  /**
+   * Expected hex sha256 of the whole file, checked at commit (any message; the last non-empty
+   * value counts, so it may follow the data).
+   *
+   * @generated from field: string sha256 = 5;
+   */
+  sha256: string;
+
+  /**
+   * Leave the session open when the stream ends instead of committing (any message), to continue
+   * it with another stream or WriteUpload calls and commit with CommitUpload.
+   *
+   * @generated from field: bool keep_open = 6;
+   */
+  keepOpen: boolean;
+};
+
+/**
+ * Describes the message agentd.v1.UploadFileStreamRequest.
+ * Use `create(UploadFileStreamRequestSchema)` to create a new message.
+ */
+export const UploadFileStreamRequestSchema: GenMessage<UploadFileStreamRequest> = /*@__PURE__*/
+  messageDesc(file_agentd_v1_file_service, 20);
+
+/**
+ * Response of UploadFileStream.
+ *
+ * @generated from message agentd.v1.UploadFileStreamResponse
+ */
+export type UploadFileStreamResponse = Message<"agentd.v1.UploadFileStreamResponse"> & {
+  /**
+   * The session written to.
+   *
+   * @generated from field: string upload_id = 1;
+   */
+  uploadId: string;
+
+  /**
+   * Contiguous prefix received; the file's size once committed.
+   *
+   * @generated from field: uint64 received = 2;
+   */
+  received: bigint;
+
+  /**
+   * Whether the upload was committed (false with keep_open).
+   *
+   * @generated from field: bool committed = 3;
+   */
+  committed: boolean;
+
+  /**
+   * Metadata of the written file (when committed).
+   *
+   * @generated from field: agentd.v1.FileInfo info = 4;
+   */
+  info?: FileInfo | undefined;
+
+  /**
+   * Hex sha256 of the written bytes (when committed).
+   *
+   * @generated from field: string sha256 = 5;
+   */
+  sha256: string;
+};
+
+/**
+ * Describes the message agentd.v1.UploadFileStreamResponse.
+ * Use `create(UploadFileStreamResponseSchema)` to create a new message.
+ */
+export const UploadFileStreamResponseSchema: GenMessage<UploadFileStreamResponse> = /*@__PURE__*/
+  messageDesc(file_agentd_v1_file_service, 21);
+
+/**
  * Request of AbortUpload.
  *
  * @generated from message agentd.v1.AbortUploadRequest
@@ -675,7 +793,7 @@ export type AbortUploadRequest = Message<"agentd.v1.AbortUploadRequest"> & {
  * Use `create(AbortUploadRequestSchema)` to create a new message.
  */
 export const AbortUploadRequestSchema: GenMessage<AbortUploadRequest> = /*@__PURE__*/
-  messageDesc(file_agentd_v1_file_service, 20);
+  messageDesc(file_agentd_v1_file_service, 22);
 
 /**
  * Response of AbortUpload.
@@ -696,7 +814,7 @@ export type AbortUploadResponse = Message<"agentd.v1.AbortUploadResponse"> & {
  * Use `create(AbortUploadResponseSchema)` to create a new message.
  */
 export const AbortUploadResponseSchema: GenMessage<AbortUploadResponse> = /*@__PURE__*/
-  messageDesc(file_agentd_v1_file_service, 21);
+  messageDesc(file_agentd_v1_file_service, 23);
 
 /**
  * Request of WatchDirectory.
@@ -738,7 +856,7 @@ export type WatchDirectoryRequest = Message<"agentd.v1.WatchDirectoryRequest"> &
  * Use `create(WatchDirectoryRequestSchema)` to create a new message.
  */
 export const WatchDirectoryRequestSchema: GenMessage<WatchDirectoryRequest> = /*@__PURE__*/
-  messageDesc(file_agentd_v1_file_service, 22);
+  messageDesc(file_agentd_v1_file_service, 24);
 
 /**
  * One item of WatchDirectory.
@@ -759,7 +877,7 @@ export type WatchDirectoryResponse = Message<"agentd.v1.WatchDirectoryResponse">
  * Use `create(WatchDirectoryResponseSchema)` to create a new message.
  */
 export const WatchDirectoryResponseSchema: GenMessage<WatchDirectoryResponse> = /*@__PURE__*/
-  messageDesc(file_agentd_v1_file_service, 23);
+  messageDesc(file_agentd_v1_file_service, 25);
 
 /**
  * Files in the workspace. Every path is resolved against the workspace roots (the server's
@@ -872,7 +990,8 @@ export const FileService: GenService<{
    * far; the chunk at that offset is always accepted, and so is one ending at most 32 MiB past it,
    * so a client may keep several chunks in flight (they may complete in any order). Retries are
    * idempotent: bytes already received are compared, not rewritten (same bytes: success;
-   * different: Aborted, reason UPLOAD_RANGE_CONFLICT). Gaps are reported by CommitUpload.
+   * different: Aborted, reason UPLOAD_RANGE_CONFLICT). Gaps are reported by CommitUpload. An
+   * empty chunk writes nothing and answers `received`: where to resume a broken upload.
    * Errors: NotFound (unknown or expired session), OutOfRange (past expected_size, past the
    * window: reason UPLOAD_WINDOW_EXCEEDED, retry once earlier chunks have landed; or overlapping a
    * pending chunk with other bounds: UPLOAD_RANGE_OVERLAP; all name `expected_offset`),
@@ -898,6 +1017,24 @@ export const FileService: GenService<{
     methodKind: "unary";
     input: typeof CommitUploadRequestSchema;
     output: typeof CommitUploadResponseSchema;
+  },
+  /**
+   * Uploads over one client stream: gRPC, or Connect from a client that can stream a request body
+   * (browsers cannot: they use the session calls above). The first message names the upload:
+   * `create` opens a new session (as CreateUpload; discarded if the stream fails, the target
+   * untouched), `upload_id` continues an open one (left open at its received prefix if the stream
+   * fails, so a later stream or WriteUpload resumes it). Each message's `data` follows the
+   * previous message's, from `offset`. When the client ends the stream the upload is committed
+   * as CommitUpload does (sha256 checked when given), unless `keep_open` is set.
+   * Errors: those of CreateUpload, WriteUpload and CommitUpload; InvalidArgument when the first
+   * message names no upload, or a later one names an upload or an offset.
+   *
+   * @generated from rpc agentd.v1.FileService.UploadFileStream
+   */
+  uploadFileStream: {
+    methodKind: "client_streaming";
+    input: typeof UploadFileStreamRequestSchema;
+    output: typeof UploadFileStreamResponseSchema;
   },
   /**
    * Abandons a session and deletes its temporary file. Errors: NotFound.

@@ -417,3 +417,45 @@ describe("writeFile", () => {
     expect(await readdir(ws)).toEqual([]);
   });
 });
+
+describe("streamUpload", () => {
+  /** `count` distinct chunks of `size` bytes (each filled with its index). */
+  const chunks = (count: number, size: number) => Array.from({ length: count }, (_, i) => Buffer.alloc(size, i + 1));
+
+  it("with overlap, writes every chunk in order into the session and reports the received prefix", async () => {
+    const parts = chunks(9, 300_000);
+    const { uploadId } = await files.createUpload("overlapped.bin");
+    async function* source(): AsyncGenerator<Uint8Array> {
+      yield* parts;
+    }
+    expect(await files.streamUpload(uploadId, 0, source(), { overlap: true })).toBe(9 * 300_000);
+    const { sha256 } = await files.commitUpload(uploadId);
+    expect(sha256).toBe(sha(Buffer.concat(parts)));
+    expect(sha(await readFile(join(ws, "overlapped.bin")))).toBe(sha256);
+  });
+
+  it("a chunk ahead of the prefix that meets the window limits waits for the one before it", async () => {
+    // Windows smaller than one chunk: every overlapped chunk is refused ahead, then written at the prefix.
+    const tight = await openTestWorkspace("tight", () => ({ uploadIdleTimeoutMs: 30_000, uploadMaxAheadBytes: 1000, uploadMaxAheadBytesTotal: 1000 }));
+    try {
+      const parts = chunks(6, 64 * 1024);
+      const { uploadId } = await tight.files.createUpload("tight.bin");
+      expect(await tight.files.streamUpload(uploadId, 0, parts, { overlap: true })).toBe(6 * 64 * 1024);
+      expect((await tight.files.commitUpload(uploadId)).sha256).toBe(sha(Buffer.concat(parts)));
+    } finally {
+      await closeTestWorkspace(tight);
+    }
+  });
+
+  it("continues a session from its received prefix; a failed chunk leaves the session open there", async () => {
+    const { uploadId } = await files.createUpload("partial.bin", { expectedSize: 10 });
+    expect(await files.streamUpload(uploadId, 0, [Buffer.from("01234")], { overlap: true })).toBe(5);
+    // The second chunk passes the expected size: refused, the first stays received.
+    const err = await failure(files.streamUpload(uploadId, 5, [Buffer.from("567"), Buffer.from("89abc")], { overlap: true }));
+    expect(err.reason).toBe("UPLOAD_SIZE_EXCEEDED");
+    expect(files.getUpload(uploadId).received).toBe(8);
+    expect(await files.streamUpload(uploadId, 8, [Buffer.from("89")])).toBe(10);
+    expect((await files.commitUpload(uploadId)).info.size).toBe(10);
+    expect(await readFile(join(ws, "partial.bin"), "utf8")).toBe("0123456789");
+  });
+});
