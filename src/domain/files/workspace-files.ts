@@ -296,9 +296,11 @@ export class WorkspaceFiles {
     let next = offset;
     const depth = opts.overlap === true ? STREAM_WRITES_IN_FLIGHT : 1;
     const writing: Promise<unknown>[] = [];
+    let failed = false;
     try {
       for await (const chunk of chunks) {
         if (signal?.aborted) throw canceled(`upload ${uploadId}`);
+        if (failed) break; // no write past a failed one: its error is thrown below
         const bytes = toBytes(chunk);
         if (bytes.byteLength === 0) continue;
         const start = next;
@@ -310,7 +312,7 @@ export class WorkspaceFiles {
           await previous;
           return this.#uploads.write(uploadId, start, bytes);
         });
-        write.catch(() => undefined); // awaited in order below, possibly after a later write failed
+        write.catch(() => (failed = true)); // awaited in order below, possibly after a later write failed
         writing.push(write);
         next += bytes.byteLength;
         if (writing.length >= depth) await writing.shift();
