@@ -1,15 +1,22 @@
 /**
- * UploadFileStream over real sockets: a whole upload in one client stream (new session or an open
- * one), keep_open and resuming in a second stream, the sha256 check, and every malformed stream
- * refused with the right code without leaving a target or temp file behind.
+ * UploadFileStream over real sockets (connect-node's gRPC and Connect transports, and grpc-js): a
+ * whole upload in one client stream (new session or an open one), keep_open and resuming in a
+ * second stream, the sha256 check, and every malformed stream refused with the right code
+ * without leaving a target or temp file behind.
  */
 import { createHash } from "node:crypto";
 import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
-import type { MessageInitShape } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary, type MessageInitShape } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
+import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { FileService, type UploadFileStreamRequestSchema } from "../../gen/agentd/v1/file_service_pb.js";
+import {
+  FileService,
+  UploadFileStreamRequestSchema,
+  UploadFileStreamResponseSchema,
+  type UploadFileStreamResponse,
+} from "../../gen/agentd/v1/file_service_pb.js";
 import { client, type TransportKind } from "../helpers/clients.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
 import { failure, uploadTemps } from "./file-test-kit.js";
@@ -176,5 +183,30 @@ describe("UploadFileStream cut off mid-way (gRPC)", () => {
     const whole = Buffer.concat(Array.from({ length: TOTAL }, (_, i) => chunk(i)));
     expect(done).toMatchObject({ committed: true, received: BigInt(whole.length), sha256: sha(whole) });
     expect((await readFile(abs("resumed.bin"))).equals(whole)).toBe(true);
+  });
+});
+
+describe("UploadFileStream from @grpc/grpc-js (another gRPC implementation)", () => {
+  it("uploads through a client-streaming call and gets the committed file's sha256", async () => {
+    const c = new grpc.Client(`127.0.0.1:${server.port}`, grpc.credentials.createInsecure());
+    const parts = [Buffer.alloc(200_000, 1), Buffer.alloc(300_000, 2), Buffer.from("end")];
+    try {
+      const res = await new Promise<UploadFileStreamResponse>((resolve, reject) => {
+        const call = c.makeClientStreamRequest(
+          "/agentd.v1.FileService/UploadFileStream",
+          (m: Message) => Buffer.from(toBinary(UploadFileStreamRequestSchema, create(UploadFileStreamRequestSchema, m))),
+          (b: Buffer) => fromBinary(UploadFileStreamResponseSchema, b),
+          (err, value) => (err ? reject(err) : resolve(value!)),
+        );
+        call.write({ target: { case: "create", value: { path: "grpc-js/streamed.bin" } }, data: parts[0] });
+        call.write({ data: parts[1] });
+        call.write({ data: parts[2], sha256: sha(Buffer.concat(parts)) });
+        call.end();
+      });
+      expect(res).toMatchObject({ committed: true, received: 500_003n, sha256: sha(Buffer.concat(parts)) });
+      expect((await readFile(path.join(server.workspace, "grpc-js/streamed.bin"))).equals(Buffer.concat(parts))).toBe(true);
+    } finally {
+      c.close();
+    }
   });
 });
