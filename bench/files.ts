@@ -185,7 +185,8 @@ async function grpcStreamUpload(files: Client<typeof FileService>, file: string,
         offset += bytesRead;
         if (offset < SIZE) reading = fh.read(buffers[(i + 1) % 2]!, 0, chunk, offset);
         const data = buffer.subarray(0, bytesRead);
-        yield i === 0 ? { target: { case: "create" as const, value: { path: "up/stream.bin", expectedSize: BigInt(SIZE) } }, data } : { data };
+        const commit = offset === SIZE;
+        yield i === 0 ? { target: { case: "create" as const, value: { path: "up/stream.bin", expectedSize: BigInt(SIZE) } }, data, commit } : { data, commit };
       }
     }
     const done = await files.uploadFileStream(messages());

@@ -12,8 +12,9 @@
  *   chunk ahead, into three recycled buffers.
  * - UploadFile: one message, written atomically (temp file + fsync + rename).
  * - UploadFileStream: an upload session fed by a client stream (WorkspaceFiles.streamUpload), the
- *   next message decoded while the previous ones are written; committed when the stream ends
- *   (unless keep_open). A session the stream opened is discarded when it fails.
+ *   next message decoded while the previous ones are written; committed only when the last
+ *   message says so (a reset HTTP/2 request body ends like a finished one in Node), otherwise
+ *   left open. A session the stream opened is discarded when the stream fails.
  * - WatchDirectory: ends normally (OK) when the client goes away or the server shuts down.
  */
 import type { MessageInitShape } from "@bufbuild/protobuf";
@@ -236,15 +237,16 @@ export function createFileService(deps: FileServiceDeps): ServiceImpl<typeof Fil
         throw new AgentdError("invalid_argument", "the first UploadFileStream message must name the upload (create or upload_id)");
       }
       let sha256 = optionalString(head.sha256);
-      let keepOpen = head.keepOpen;
+      let commit = head.commit;
       async function* data(): AsyncGenerator<Uint8Array> {
         yield head.data;
         for (let m = await messages.next(); m.done !== true; m = await messages.next()) {
+          if (commit) throw new AgentdError("invalid_argument", "no UploadFileStream message may follow the one that sets commit");
           if (m.value.target.case !== undefined || m.value.offset !== 0n) {
             throw new AgentdError("invalid_argument", "only the first UploadFileStream message may name the upload or an offset");
           }
           sha256 = optionalString(m.value.sha256) ?? sha256;
-          keepOpen ||= m.value.keepOpen;
+          commit = m.value.commit;
           yield m.value.data;
         }
       }
@@ -252,7 +254,8 @@ export function createFileService(deps: FileServiceDeps): ServiceImpl<typeof Fil
         // Messages that went through the wire are the handler's own: the next one may be decoded
         // while the previous one is being written. An in-process caller's buffers are not.
         const received = await files.streamUpload(uploadId, u64(head.offset), data(), { overlap: isSerialized(ctx), signal: ctx.signal });
-        if (keepOpen) return { uploadId, received: BigInt(received), committed: false };
+        // Without commit the stream may have been cut (see the contract): the session stays open.
+        if (!commit) return { uploadId, received: BigInt(received), committed: false };
         const done = await files.commitUpload(uploadId, sha256 === undefined ? {} : { sha256 });
         return { uploadId, received: BigInt(done.info.size), committed: true, info: fileInfoToProto(done.info), sha256: done.sha256 };
       } catch (err) {

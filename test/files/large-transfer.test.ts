@@ -123,7 +123,7 @@ describe("FileService: 1 GiB over gRPC", () => {
         const data = buffer.subarray(0, bytesRead);
         yield offset === 0 ? { target: { case: "create" as const, value: { path: "copy/streamed.bin", expectedSize: BigInt(GiB) } }, data } : { data };
       }
-      yield { sha256: bigSha };
+      yield { sha256: bigSha, commit: true };
     }
     let done;
     try {

@@ -1,11 +1,13 @@
 /**
  * UploadFileStream over real sockets (connect-node's gRPC and Connect transports, and grpc-js): a
- * whole upload in one client stream (new session or an open one), keep_open and resuming in a
- * second stream, the sha256 check, and every malformed stream refused with the right code
- * without leaving a target or temp file behind.
+ * whole upload in one client stream (new session or an open one), streams without commit that
+ * leave the session open and a second stream that resumes it, the sha256 check, cut and reset
+ * streams that install nothing, and every malformed stream refused with the right code without
+ * leaving a target or temp file behind.
  */
 import { createHash } from "node:crypto";
 import { mkdir, readFile, stat, writeFile } from "node:fs/promises";
+import http2 from "node:http2";
 import path from "node:path";
 import { create, fromBinary, toBinary, type MessageInitShape } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
@@ -55,7 +57,7 @@ describe.each<TransportKind>(["grpc", "connect-h2", "connect-h1"])("UploadFileSt
       stream(
         { target: { case: "create", value: { path: `${base}/one/file.txt`, mode: 0o640, expectedSize: BigInt(whole.length) } }, data: Buffer.from(parts[0]!) },
         ...parts.slice(1).map((p) => ({ data: Buffer.from(p) })),
-        { sha256: sha(whole) },
+        { sha256: sha(whole), commit: true },
       ),
     );
     expect(res).toMatchObject({ committed: true, received: BigInt(whole.length), sha256: sha(whole) });
@@ -67,15 +69,17 @@ describe.each<TransportKind>(["grpc", "connect-h2", "connect-h1"])("UploadFileSt
     expect((await failure(files.commitUpload({ uploadId: res.uploadId }))).code).toBe(Code.NotFound);
   });
 
-  it("keep_open leaves the session open; a second stream resumes at the received offset and commits", async () => {
+  it("a stream without commit leaves the session open; a second stream resumes at the received offset and commits", async () => {
     await writeFile(abs("resumed.txt"), "old content");
-    const { uploadId } = await files.createUpload({ path: `${base}/resumed.txt` });
-    const first = await files.uploadFileStream(stream({ target: { case: "uploadId", value: uploadId }, data: Buffer.from("0123456789") }, { keepOpen: true }));
-    expect(first).toMatchObject({ uploadId, received: 10n, committed: false, sha256: "" });
+    const first = await files.uploadFileStream(stream({ target: { case: "create", value: { path: `${base}/resumed.txt` } }, data: Buffer.from("01234") }, { data: Buffer.from("56789") }));
+    const { uploadId } = first;
+    expect(first).toMatchObject({ received: 10n, committed: false, sha256: "" });
     expect(first.info).toBeUndefined();
     expect(await readFile(abs("resumed.txt"), "utf8")).toBe("old content");
     // Resuming from an earlier offset: the bytes already received are compared, not rewritten.
-    const second = await files.uploadFileStream(stream({ target: { case: "uploadId", value: uploadId }, offset: 5n, data: Buffer.from("56789abc") }, { data: Buffer.from("def") }));
+    const second = await files.uploadFileStream(
+      stream({ target: { case: "uploadId", value: uploadId }, offset: 5n, data: Buffer.from("56789abc") }, { data: Buffer.from("def"), commit: true }),
+    );
     expect(second).toMatchObject({ uploadId, received: 16n, committed: true, sha256: sha("0123456789abcdef") });
     expect(await readFile(abs("resumed.txt"), "utf8")).toBe("0123456789abcdef");
     expect(await uploadTemps(abs(""))).toEqual([]);
@@ -83,7 +87,7 @@ describe.each<TransportKind>(["grpc", "connect-h2", "connect-h1"])("UploadFileSt
 
   it("a wrong sha256 installs nothing: the target keeps its content, the session is gone", async () => {
     await writeFile(abs("checked.txt"), "kept");
-    const err = await failure(files.uploadFileStream(stream({ target: { case: "create", value: { path: `${base}/checked.txt` } }, data: Buffer.from("new"), sha256: sha("other") })));
+    const err = await failure(files.uploadFileStream(stream({ target: { case: "create", value: { path: `${base}/checked.txt` } }, data: Buffer.from("new"), sha256: sha("other"), commit: true })));
     expect(err.code).toBe(Code.InvalidArgument);
     expect(err.message).toContain("sha256 mismatch");
     expect(await readFile(abs("checked.txt"), "utf8")).toBe("kept");
@@ -106,6 +110,9 @@ describe.each<TransportKind>(["grpc", "connect-h2", "connect-h1"])("UploadFileSt
     expect(await refused({ target: { case: "create", value: { path: `${base}/bad.txt` } }, data: Buffer.from("x") }, { offset: 1n, data: Buffer.from("y") })).toContain(
       "only the first UploadFileStream message",
     );
+    expect(await refused({ target: { case: "create", value: { path: `${base}/bad.txt` } }, data: Buffer.from("x"), commit: true }, { data: Buffer.from("y") })).toContain(
+      "may follow the one that sets commit",
+    );
     await expect(stat(abs("bad.txt"))).rejects.toMatchObject({ code: "ENOENT" });
     expect(await uploadTemps(abs(""))).toEqual([]);
   });
@@ -114,11 +121,11 @@ describe.each<TransportKind>(["grpc", "connect-h2", "connect-h1"])("UploadFileSt
     const unknown = await failure(files.uploadFileStream(stream({ target: { case: "uploadId", value: "no-such-upload" }, data: Buffer.from("x") })));
     expect(unknown.code).toBe(Code.NotFound);
     const tooBig = await failure(
-      files.uploadFileStream(stream({ target: { case: "create", value: { path: `${base}/small.txt`, expectedSize: 4n } }, data: Buffer.from("abc") }, { data: Buffer.from("de") })),
+      files.uploadFileStream(stream({ target: { case: "create", value: { path: `${base}/small.txt`, expectedSize: 4n } }, data: Buffer.from("abc") }, { data: Buffer.from("de"), commit: true })),
     );
     expect(tooBig.code).toBe(Code.OutOfRange);
     expect(tooBig.reason).toBe("UPLOAD_SIZE_EXCEEDED");
-    const short = await failure(files.uploadFileStream(stream({ target: { case: "create", value: { path: `${base}/small.txt`, expectedSize: 4n } }, data: Buffer.from("abc") })));
+    const short = await failure(files.uploadFileStream(stream({ target: { case: "create", value: { path: `${base}/small.txt`, expectedSize: 4n } }, data: Buffer.from("abc"), commit: true })));
     expect(short.code).toBe(Code.FailedPrecondition);
     expect(short.reason).toBe("UPLOAD_INCOMPLETE");
     const outside = await failure(files.uploadFileStream(stream({ target: { case: "create", value: { path: "../outside.txt" } }, data: Buffer.from("x") })));
@@ -148,8 +155,10 @@ describe("UploadFileStream cut off mid-way (gRPC)", () => {
       yield { ...first, data: chunk(0) };
       for (let i = 1; i < TOTAL; i++) {
         if (i === cutAfter) {
+          // The call is canceled and the request never ends cleanly (a generator that returned
+          // would half-close it first: a complete upload, as far as the server can tell).
           ac.abort();
-          return;
+          throw new Error("client gone");
         }
         yield { data: chunk(i) };
       }
@@ -167,6 +176,45 @@ describe("UploadFileStream cut off mid-way (gRPC)", () => {
     await expect(stat(abs("fresh.bin"))).rejects.toMatchObject({ code: "ENOENT" });
   });
 
+  it("a stream reset by the client (RST_STREAM) is never committed: its session stays open", async () => {
+    // Node's HTTP/2 compatibility layer ends the request body of a reset stream like a finished
+    // one, so only the explicit commit tells them apart. A bare HTTP/2 client, to control the frames.
+    await writeFile(abs("reset.bin"), "old version");
+    const session = http2.connect(server.url);
+    try {
+      const stream = session.request({
+        ":method": "POST",
+        ":path": "/agentd.v1.FileService/UploadFileStream",
+        "content-type": "application/grpc",
+        te: "trailers",
+      });
+      stream.on("error", () => undefined); // the reset below
+      const envelope = (m: Message) => {
+        const body = toBinary(UploadFileStreamRequestSchema, create(UploadFileStreamRequestSchema, m));
+        const head = Buffer.alloc(5);
+        head.writeUInt32BE(body.byteLength, 1);
+        return Buffer.concat([head, body]);
+      };
+      stream.write(envelope({ target: { case: "create", value: { path: "stream-cut/reset.bin" } }, data: chunk(1) }));
+      stream.write(envelope({ data: chunk(2) }));
+      // The session exists (its temp file carries its id): now the client goes away.
+      await expect.poll(() => uploadTemps(abs(""))).toHaveLength(1);
+      const uploadId = (await uploadTemps(abs("")))[0]!.split(".agentd-upload-")[1]!;
+      const closed = new Promise((resolve) => stream.once("close", resolve));
+      stream.close(http2.constants.NGHTTP2_CANCEL);
+      await closed;
+      // Both chunks land in the session, which stays open (an empty write answers its prefix)...
+      const received = async () => (await files.writeUpload({ uploadId, offset: 0n, data: new Uint8Array(0) })).received;
+      await expect.poll(received).toBe(BigInt(2 * CHUNK));
+      // ...and the target keeps its old content until a commit nobody sent.
+      expect(await readFile(abs("reset.bin"), "utf8")).toBe("old version");
+      await files.abortUpload({ uploadId });
+      expect(await uploadTemps(abs(""))).toEqual([]);
+    } finally {
+      session.close();
+    }
+  });
+
   it("a stream into an open session leaves it open; the next stream resumes it with identical bytes", async () => {
     const { uploadId } = await files.createUpload({ path: "stream-cut/resumed.bin", expectedSize: BigInt(CHUNK * TOTAL) });
     await cutOff({ target: { case: "uploadId", value: uploadId } }, TOTAL / 2);
@@ -177,7 +225,10 @@ describe("UploadFileStream cut off mid-way (gRPC)", () => {
     expect(resumeAt % CHUNK).toBe(0);
     expect(resumeAt).toBeLessThanOrEqual((TOTAL / 2) * CHUNK);
     async function* rest(): AsyncGenerator<Message> {
-      for (let i = resumeAt / CHUNK; i < TOTAL; i++) yield i === resumeAt / CHUNK ? { target: { case: "uploadId", value: uploadId }, offset: BigInt(resumeAt), data: chunk(i) } : { data: chunk(i) };
+      for (let i = resumeAt / CHUNK; i < TOTAL; i++) {
+        const commit = i === TOTAL - 1;
+        yield i === resumeAt / CHUNK ? { target: { case: "uploadId", value: uploadId }, offset: BigInt(resumeAt), data: chunk(i), commit } : { data: chunk(i), commit };
+      }
     }
     const done = await files.uploadFileStream(rest());
     const whole = Buffer.concat(Array.from({ length: TOTAL }, (_, i) => chunk(i)));
@@ -200,7 +251,7 @@ describe("UploadFileStream from @grpc/grpc-js (another gRPC implementation)", ()
         );
         call.write({ target: { case: "create", value: { path: "grpc-js/streamed.bin" } }, data: parts[0] });
         call.write({ data: parts[1] });
-        call.write({ data: parts[2], sha256: sha(Buffer.concat(parts)) });
+        call.write({ data: parts[2], sha256: sha(Buffer.concat(parts)), commit: true });
         call.end();
       });
       expect(res).toMatchObject({ committed: true, received: 500_003n, sha256: sha(Buffer.concat(parts)) });

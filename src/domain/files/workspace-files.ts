@@ -283,8 +283,11 @@ export class WorkspaceFiles {
    * Without `overlap`, a chunk is pulled only once the previous one is on disk. With it, the
    * next chunk is pulled while earlier ones are being written (a network source keeps arriving
    * during disk writes; at most STREAM_WRITES_IN_FLIGHT writes at once), so the source must
-   * leave a chunk's bytes unchanged until two more chunks have been pulled. On failure the
-   * session stays open at its received prefix; writes in flight are waited for first.
+   * leave a chunk's bytes unchanged until two more chunks have been pulled. A source that ends
+   * while `signal` is aborted counts as canceled (but a source that ends cleanly is no proof
+   * that its producer finished: Node ends the body of a reset HTTP/2 request like a complete
+   * one, so network protocols need an explicit end marker). On failure the session stays open
+   * at its received prefix; writes in flight are waited for first.
    */
   async streamUpload(
     uploadId: string,
@@ -322,6 +325,7 @@ export class WorkspaceFiles {
       await Promise.allSettled(writing);
     }
     await Promise.all(writing);
+    if (signal?.aborted) throw canceled(`upload ${uploadId}`);
     return this.#uploads.get(uploadId).received;
   }
 
