@@ -1,8 +1,8 @@
 /**
  * Protobuf wire-format primitives for the hand-written hot-path codecs (stored records, the
  * event log's stored-event framing, binary-encode.ts): no reader objects per nested message, no
- * closures, no sub-buffers beyond the ones returned. Integers are JS numbers (exact up to 2^53, which every
- * seq, timestamp and length here stays below).
+ * closures, no sub-buffers beyond the ones returned. Integers are JS numbers (exact up to 2^53,
+ * which every seq, timestamp and length here stays below).
  */
 
 export const WIRE_VARINT = 0;

@@ -2,8 +2,9 @@
  * The gateway's in-process client: the SAME router definition and interceptor list the server
  * serves (handed over through `Modules.attachRoutes`), its handlers invoked through the same
  * interceptors. So the REST and WebSocket surfaces get exactly the validation, auth, activity
- * tracking and error mapping of gRPC and Connect. The caller's session key is forwarded as `X-Session-API-Key` on
- * every call, so the auth interceptor decides as it does for any other client.
+ * tracking and error mapping of gRPC and Connect. The caller's session key is forwarded as
+ * `X-Session-API-Key` on every call, so the auth interceptor decides as it does for any other
+ * client.
  */
 import type { DescMessage, DescMethod, DescMethodStreaming, DescMethodUnary, DescService, MessageShape } from "@bufbuild/protobuf";
 import {

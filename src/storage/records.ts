@@ -67,10 +67,11 @@ const utf8 = new TextDecoder("utf-8", { fatal: true });
 
 /**
  * Decodes an EventRecord or a BashEventRecord (field 5 is `source` or `command_id`). Throws on
- * invalid bytes. Reads the shared record layout as a proto3 parser would (unknown fields skipped, the last of a
- * repeated scalar wins, `body` a view into `bytes`), but refuses anything a writer of these
- * messages cannot have produced — a known field with another wire type, a group, invalid UTF-8,
- * truncation — so damaged values surface as errors (data_loss above), never as odd records.
+ * invalid bytes. Reads the shared record layout as a proto3 parser would (unknown fields
+ * skipped, the last of a repeated scalar wins, `body` a view into `bytes`), but refuses anything
+ * a writer of these messages cannot have produced — a known field with another wire type, a
+ * group, invalid UTF-8, truncation — so damaged values surface as errors (data_loss above),
+ * never as odd records.
  */
 export function decodeRecord(bytes: Uint8Array): RecordFields {
   const w = new WireCursor(bytes);

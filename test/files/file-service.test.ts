@@ -15,7 +15,7 @@ import { FileChangeKind, FileType } from "../../gen/agentd/v1/file_pb.js";
 import { DownloadFileRequestSchema, FileService, ListFilesRequestSchema, type WatchDirectoryResponse } from "../../gen/agentd/v1/file_service_pb.js";
 import { client, type TransportKind } from "../helpers/clients.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
-import { collect, failure, uploadTemps } from "./file-test-kit.js";
+import { collect, failure, grpcEnvelope, uploadTemps } from "./file-test-kit.js";
 
 const sha = (b: string | Uint8Array) => createHash("sha256").update(b).digest("hex");
 
@@ -234,9 +234,6 @@ describe("compression", () => {
   async function responseEnvelopeFlags(method: string, body: Uint8Array): Promise<number[]> {
     const session = http2.connect(server.url);
     try {
-      const frame = Buffer.alloc(5 + body.length);
-      frame.writeUInt32BE(body.length, 1);
-      frame.set(body, 5);
       const stream = session.request({
         ":method": "POST",
         ":path": `/agentd.v1.FileService/${method}`,
@@ -244,7 +241,7 @@ describe("compression", () => {
         te: "trailers",
         "grpc-accept-encoding": "gzip",
       });
-      stream.end(frame);
+      stream.end(grpcEnvelope(body));
       const chunks: Buffer[] = [];
       for await (const c of stream) chunks.push(c as Buffer);
       const all = Buffer.concat(chunks);

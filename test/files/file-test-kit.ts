@@ -69,6 +69,14 @@ export async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
   return out;
 }
 
+/** A message as gRPC frames it on the wire: flags byte 0 (uncompressed), 4-byte big-endian length, the bytes. */
+export function grpcEnvelope(message: Uint8Array): Buffer {
+  const frame = Buffer.alloc(5 + message.byteLength);
+  frame.writeUInt32BE(message.byteLength, 1);
+  frame.set(message, 5);
+  return frame;
+}
+
 /** Names in `dir` that are upload temp files (`.<name>.agentd-upload-<uuid>`). */
 export async function uploadTemps(dir: string): Promise<string[]> {
   return (await readdir(dir)).filter((n) => n.includes(".agentd-upload-"));

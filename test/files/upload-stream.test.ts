@@ -21,7 +21,7 @@ import {
 } from "../../gen/agentd/v1/file_service_pb.js";
 import { client, type TransportKind } from "../helpers/clients.js";
 import { startTestServer, type TestServer } from "../helpers/server.js";
-import { failure, uploadTemps } from "./file-test-kit.js";
+import { failure, grpcEnvelope, uploadTemps } from "./file-test-kit.js";
 
 type Message = MessageInitShape<typeof UploadFileStreamRequestSchema>;
 
@@ -189,12 +189,7 @@ describe("UploadFileStream cut off mid-way (gRPC)", () => {
         te: "trailers",
       });
       stream.on("error", () => undefined); // the reset below
-      const envelope = (m: Message) => {
-        const body = toBinary(UploadFileStreamRequestSchema, create(UploadFileStreamRequestSchema, m));
-        const head = Buffer.alloc(5);
-        head.writeUInt32BE(body.byteLength, 1);
-        return Buffer.concat([head, body]);
-      };
+      const envelope = (m: Message) => grpcEnvelope(toBinary(UploadFileStreamRequestSchema, create(UploadFileStreamRequestSchema, m)));
       stream.write(envelope({ target: { case: "create", value: { path: "stream-cut/reset.bin" } }, data: chunk(1) }));
       stream.write(envelope({ data: chunk(2) }));
       // The session exists (its temp file carries its id): now the client goes away.

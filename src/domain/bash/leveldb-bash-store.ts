@@ -115,8 +115,9 @@ export class LevelDbBashStore implements BashStore {
     if (!isValidId(commandId) || maxBytes <= 0) return new Uint8Array(0);
     // Watchers read pieces (up to 256 KiB) in sequence that need not line up with the stored
     // chunks (up to 256 KiB; a re-attach starts anywhere): serve from the recently read ranges,
-    // so each stored byte is fetched about once per pass rather than once per piece. Stored output never changes, so a cached range is
-    // always right; it is used only when it holds the whole request (never a short read).
+    // so each stored byte is fetched about once per pass rather than once per piece. Stored
+    // output never changes, so a cached range is always right; it is used only when it holds
+    // the whole request (never a short read).
     for (let i = this.readCache.length - 1; i >= 0; i--) {
       const r = this.readCache[i]!;
       if (r.commandId === commandId && offset >= r.offset && offset + maxBytes <= r.offset + r.data.byteLength) {

@@ -265,8 +265,8 @@ export class WorkspaceFiles {
     try {
       const chunks: AsyncIterable<Uint8Array | string> | Iterable<Uint8Array> =
         typeof source === "string" || source instanceof Uint8Array ? [toBytes(source)] : source;
+      // Throws canceled itself when the signal aborts (also right after the last chunk).
       await this.streamUpload(session.uploadId, 0, chunks, signal === undefined ? {} : { signal });
-      if (signal?.aborted) throw canceled(`write of ${path}`);
       const commit: CommitOptions = {};
       if (opts.sha256 !== undefined) commit.sha256 = opts.sha256;
       return await this.#uploads.commit(session.uploadId, commit);
