@@ -282,6 +282,20 @@ describe("BashManager: running commands", () => {
     }
     expect(m.shellPids().sort()).toEqual(before);
   });
+
+  it("reports every exit status as the command's own, including the one a retiring wrapper uses", async () => {
+    const m = create();
+    for (const mode of ["pty", "pipe"] as const) {
+      // 200 is what a waiting shell answers to "retire"; an exec'd program replaces the shell's
+      // subshell and ends with the program's status. (Statuses >= 128 retire the shell.)
+      for (const command of ["exit 200", "exec bash -c 'exit 200'", "exit 0", "exit 7", "cd /nonexistent-dir-of-agentd-tests"]) {
+        const r = await m.execute({ command, mode });
+        const expected = command.startsWith("cd") ? 1 : Number(/\d+/.exec(command)![0]);
+        expect(r.info, `${command} (${mode})`).toMatchObject({ status: "exited", exitCode: expected });
+        expect((await m.execute({ command: "echo still here", mode })).output.stdout).toBe("still here\n");
+      }
+    }
+  });
 });
 
 describe("BashManager: watching", () => {
