@@ -22,6 +22,13 @@ export interface BashLimits {
   /** Output is written to the store in chunks of at most this size. */
   readonly storeChunkBytes: number;
   /**
+   * How long a running command's writes wait for its exit, so that a short command is stored in
+   * one write (one fsync): less than a store chunk of output, and the start of an
+   * ExecuteBashCommand (StartBashCommand answers only once its start is stored, so it writes at
+   * once). Watchers see output and the BashCommand event this much later at most. 0: no wait.
+   */
+  readonly storeLingerMs: number;
+  /**
    * Output read but not yet stored, per command, above which the command's output is paused
    * (the command blocks on write) until the store catches up to half of it.
    */
@@ -43,6 +50,7 @@ export const DEFAULT_BASH_LIMITS: BashLimits = {
   maxCommandBytes: 1 * MiB,
   watchChunkBytes: 256 * KiB,
   storeChunkBytes: 256 * KiB,
+  storeLingerMs: 3,
   outputHighWaterBytes: 8 * MiB,
   maxPendingInputBytes: 1 * MiB,
 };

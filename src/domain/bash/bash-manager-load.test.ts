@@ -64,8 +64,8 @@ class SlowLeanStore extends MemoryBashStore {
     return this.lengths.get(commandId) ?? 0;
   }
 
-  override appendEvent(event: BashEvent): Promise<number> {
-    return super.appendEvent(event.kind === "BashOutput" ? { ...event, stdout: null, stderr: null } : event);
+  override appendEvents(events: readonly BashEvent[]): Promise<number[]> {
+    return super.appendEvents(events.map((event) => (event.kind === "BashOutput" ? { ...event, stdout: null, stderr: null } : event)));
   }
 }
 

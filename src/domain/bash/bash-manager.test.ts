@@ -441,13 +441,19 @@ describe("BashManager: the end write", () => {
     expect((await drain(m, ok.info.id)).data.toString()).toBe("one\ntwo\n");
 
     class FailingEnd extends MemoryBashStore {
-      override async appendEvent(...args: Parameters<MemoryBashStore["appendEvent"]>): Promise<number> {
-        const [event] = args;
-        if (event.kind === "BashOutput" && event.exit_code !== null) throw new Error("disk full");
-        return super.appendEvent(...args);
+      readonly failed: string[] = [];
+      override async appendEvents(...args: Parameters<MemoryBashStore["appendEvents"]>): Promise<number[]> {
+        const [events] = args;
+        const end = events.find((e) => e.kind === "BashOutput" && e.exit_code !== null);
+        if (end !== undefined) {
+          this.failed.push(end.id);
+          throw new Error("disk full");
+        }
+        return super.appendEvents(...args);
       }
     }
-    const failing = create({ store: new FailingEnd(), poolSize: 1 });
+    const failingStore = new FailingEnd();
+    const failing = create({ store: failingStore, poolSize: 1 });
     for (const mode of ["pipe", "pty"] as const) {
       const r = await failing.execute({ command: "printf 'maybe lost\\n'", mode });
       // The end is reported, and its record written alone. Output that arrived with the exit rode
@@ -460,6 +466,49 @@ describe("BashManager: the end write", () => {
       expect(r.info.outputBytes).toBe(readable);
       expect((await failing.get(r.info.id)).outputBytes).toBe(readable);
     }
+    expect(failingStore.failed).toHaveLength(2);
+  });
+
+  it("stores a short executed command in one write, and never an output event before its command's", async () => {
+    class CountingStore extends MemoryBashStore {
+      readonly writes: string[][] = [];
+      override async appendEvents(...args: Parameters<MemoryBashStore["appendEvents"]>): Promise<number[]> {
+        this.writes.push(args[0].map((e) => e.kind));
+        return super.appendEvents(...args);
+      }
+    }
+    const store = new CountingStore();
+    // A long linger, so that how fast the machine runs `echo` does not decide the outcome.
+    const m = create({ store, poolSize: 1, limits: { storeLingerMs: 60_000 } });
+    const published: string[] = [];
+    m.subscribe((e) => void published.push(e.kind));
+    for (const mode of ["pty", "pipe"] as const) {
+      store.writes.length = 0;
+      published.length = 0;
+      const r = await m.execute({ command: "echo short", mode });
+      expect(r.output.stdout).toBe("short\n");
+      expect(store.writes, mode).toEqual([["BashCommand", "BashOutput"]]);
+      expect(published).toEqual(["BashCommand", "BashOutput"]);
+      expect((await drain(m, r.info.id)).data.toString()).toMatch(/^short\r?\n$/);
+    }
+    // Started rather than executed: the start is stored before StartBashCommand answers.
+    store.writes.length = 0;
+    const { command } = await m.start({ command: "echo started" });
+    expect(store.writes).toEqual([["BashCommand"]]);
+    expect(await m.getEvent(command.id)).toMatchObject({ kind: "BashCommand" });
+    // A command with more output than one store chunk before its exit writes its start alone,
+    // first: every output event comes after it.
+    const big = await m.execute({ command: "head -c 1500000 /dev/zero | tr '\\0' x", mode: "pipe" });
+    expect(big.info.outputBytes).toBe(1_500_000);
+    const page = await m.searchEvents({ commandId: big.info.id, limit: 100 });
+    expect(page.items.map((e) => e.kind)).toEqual(["BashCommand", "BashOutput", "BashOutput"]);
+    // A command that outlives the (default) linger has its start stored while it runs.
+    const other = new CountingStore();
+    const slow = create({ store: other, poolSize: 1 }).execute({ command: "sleep 0.2; echo late", mode: "pipe" });
+    await expect.poll(() => other.writes.length, { timeout: 2000, interval: 5 }).toBe(1);
+    expect(other.writes).toEqual([["BashCommand"]]);
+    expect((await slow).output.stdout).toBe("late\n");
+    expect(other.writes).toEqual([["BashCommand"], ["BashOutput"]]);
   });
 });
 

@@ -199,7 +199,7 @@ export class BashManager {
    * be running). @throws AgentdError invalid_argument, permission_denied, resource_exhausted, unavailable.
    */
   async start(spec: BashCommandSpec): Promise<BashStartResult> {
-    const cmd = await this.startCommand(spec);
+    const cmd = await this.startCommand(spec, false);
     return { command: cmd.commandEvent, info: cmd.snapshot() };
   }
 
@@ -209,7 +209,7 @@ export class BashManager {
    * @throws as start(); AgentdError canceled when `signal` aborts the wait (the command keeps running).
    */
   async execute(spec: BashCommandSpec, options: { signal?: AbortSignal } = {}): Promise<BashExecuteResult> {
-    const cmd = await this.startCommand(spec);
+    const cmd = await this.startCommand(spec, true);
     const signal = options.signal;
     if (signal === undefined) return cmd.done;
     return new Promise<BashExecuteResult>((resolve, reject) => {
@@ -382,7 +382,7 @@ export class BashManager {
     if (this.closing !== null) throw new AgentdError("unavailable", "the bash service is shutting down");
   }
 
-  private async startCommand(spec: BashCommandSpec): Promise<RunningCommand> {
+  private async startCommand(spec: BashCommandSpec, waitsForEnd: boolean): Promise<RunningCommand> {
     await this.ready();
     this.assertOpen();
     const checked = this.checkSpec(spec);
@@ -396,7 +396,7 @@ export class BashManager {
     try {
       const cwd = await this.resolveCwd(spec.cwd);
       this.assertOpen();
-      cmd = new RunningCommand(this.ctx, { id: newId(), cwd, ...checked });
+      cmd = new RunningCommand(this.ctx, { id: newId(), cwd, waitsForEnd, ...checked });
       this.live.set(cmd.id, cmd);
     } finally {
       this.reserved--;
@@ -405,7 +405,7 @@ export class BashManager {
     return cmd;
   }
 
-  private checkSpec(spec: BashCommandSpec): Omit<CommandLaunch, "id" | "cwd"> {
+  private checkSpec(spec: BashCommandSpec): Omit<CommandLaunch, "id" | "cwd" | "waitsForEnd"> {
     const { command } = spec;
     if (typeof command !== "string" || command.trim() === "") throw new AgentdError("invalid_argument", "command is empty");
     if (command.includes("\0")) throw new AgentdError("invalid_argument", "command contains a NUL character");
@@ -593,8 +593,9 @@ function checkDimension(name: string, value: number): number {
 
 function checkLimits(limits: BashLimits): BashLimits {
   for (const [name, value] of Object.entries(limits)) {
-    if (typeof value !== "number" || !Number.isFinite(value) || value <= 0) {
-      throw new AgentdError("invalid_argument", `bash limit ${name} must be a positive number, got ${String(value)}`);
+    const zeroAllowed = name === "storeLingerMs";
+    if (typeof value !== "number" || !Number.isFinite(value) || value < 0 || (value === 0 && !zeroAllowed)) {
+      throw new AgentdError("invalid_argument", `bash limit ${name} must be a ${zeroAllowed ? "non-negative" : "positive"} number, got ${String(value)}`);
     }
   }
   if (limits.eventChunkBytes < 16) throw new AgentdError("invalid_argument", "bash limit eventChunkBytes must be at least 16");

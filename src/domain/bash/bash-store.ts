@@ -74,10 +74,12 @@ export interface BashStore {
   outputLength(commandId: string): Promise<number>;
 
   /**
-   * Appends an event to the global log, with `attached` writes in the same atomic write (output
-   * of the event's command: BashCommand's own id, BashOutput's command_id); resolves with its
-   * seq once durable.
+   * Appends events of one command to the global log, in order, with `attached` writes in the same
+   * atomic write (output of their command: BashCommand's own id, BashOutput's command_id);
+   * resolves with their seqs once durable.
    */
+  appendEvents(events: readonly BashEvent[], attached?: AttachedWrites): Promise<number[]>;
+  /** appendEvents with one event; resolves with its seq. */
   appendEvent(event: BashEvent, attached?: AttachedWrites): Promise<number>;
   /** The event with this id, or null. */
   getEvent(eventId: string): Promise<BashEvent | null>;

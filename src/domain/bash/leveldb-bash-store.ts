@@ -140,25 +140,32 @@ export class LevelDbBashStore implements BashStore {
 
   // ---- events ------------------------------------------------------------------------------------
 
-  async appendEvent(event: BashEvent, attached: AttachedWrites = {}): Promise<number> {
-    const timestampMs = Date.parse(event.timestamp);
-    if (!Number.isFinite(timestampMs)) throw new AgentdError("invalid_argument", `bash event ${event.id} has an invalid timestamp ${JSON.stringify(event.timestamp)}`);
-    const entry = {
-      id: event.id,
-      kind: event.kind,
-      commandId: event.kind === "BashCommand" ? event.id : event.command_id,
-      timestampMs: Math.min(MAX_MS, Math.max(0, Math.floor(timestampMs))),
-      body: encodeEventBody(event),
-    };
+  async appendEvents(events: readonly BashEvent[], attached: AttachedWrites = {}): Promise<number[]> {
+    const entries = events.map((event) => {
+      const timestampMs = Date.parse(event.timestamp);
+      if (!Number.isFinite(timestampMs)) throw new AgentdError("invalid_argument", `bash event ${event.id} has an invalid timestamp ${JSON.stringify(event.timestamp)}`);
+      return {
+        id: event.id,
+        kind: event.kind,
+        commandId: event.kind === "BashCommand" ? event.id : event.command_id,
+        timestampMs: Math.min(MAX_MS, Math.max(0, Math.floor(timestampMs))),
+        body: encodeEventBody(event),
+      };
+    });
     const { command, output } = attached;
-    const [appended] = await this.storage.appendEvents([entry], {
+    if (output !== undefined && entries.length === 0) throw new AgentdError("invalid_argument", "attached output needs an event");
+    const appended = await this.storage.appendEvents(entries, {
       ids: "fresh",
       with: {
         command: command && { commandId: command.id, record: encodeCommand(command) },
-        output: output && { commandId: entry.commandId, offset: output.offset, data: output.data },
+        output: output && { commandId: entries[0]!.commandId, offset: output.offset, data: output.data },
       },
     });
-    return appended!.seq;
+    return appended.map((a) => a.seq);
+  }
+
+  async appendEvent(event: BashEvent, attached: AttachedWrites = {}): Promise<number> {
+    return (await this.appendEvents([event], attached))[0]!;
   }
 
   async getEvent(eventId: string): Promise<BashEvent | null> {

@@ -86,17 +86,31 @@ export class MemoryBashStore implements BashStore {
     return this.outputs.get(commandId)?.length ?? 0;
   }
 
-  async appendEvent(event: BashEvent, attached: AttachedWrites = {}): Promise<number> {
-    if (this.eventsById.has(event.id)) throw new AgentdError("already_exists", `bash event ${event.id} already exists`);
+  async appendEvents(events: readonly BashEvent[], attached: AttachedWrites = {}): Promise<number[]> {
     // All checks first: nothing is written when one fails.
-    const commandId = event.kind === "BashCommand" ? event.id : event.command_id;
-    if (attached.output !== undefined) this.checkOutput(commandId, attached.output.offset, attached.output.data);
-    if (attached.output !== undefined) this.putOutput(commandId, attached.output.offset, attached.output.data);
+    const ids = new Set<string>();
+    for (const event of events) {
+      if (this.eventsById.has(event.id) || ids.has(event.id)) throw new AgentdError("already_exists", `bash event ${event.id} already exists`);
+      ids.add(event.id);
+    }
+    const first = events[0];
+    const commandId = first === undefined ? undefined : first.kind === "BashCommand" ? first.id : first.command_id;
+    if (attached.output !== undefined) {
+      if (commandId === undefined) throw new AgentdError("invalid_argument", "attached output needs an event");
+      this.checkOutput(commandId, attached.output.offset, attached.output.data);
+      this.putOutput(commandId, attached.output.offset, attached.output.data);
+    }
     if (attached.command !== undefined) this.commands.set(attached.command.id, attached.command);
-    const stored = { seq: ++this.lastSeq, event };
-    this.events.push(stored);
-    this.eventsById.set(event.id, stored);
-    return stored.seq;
+    return events.map((event) => {
+      const stored = { seq: ++this.lastSeq, event };
+      this.events.push(stored);
+      this.eventsById.set(event.id, stored);
+      return stored.seq;
+    });
+  }
+
+  async appendEvent(event: BashEvent, attached: AttachedWrites = {}): Promise<number> {
+    return (await this.appendEvents([event], attached))[0]!;
   }
 
   async getEvent(eventId: string): Promise<BashEvent | null> {

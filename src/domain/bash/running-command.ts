@@ -56,6 +56,8 @@ export interface CommandLaunch {
   readonly timeoutSeconds: number;
   readonly cols: number;
   readonly rows: number;
+  /** The caller waits for the end (ExecuteBashCommand): the start may be stored with it. */
+  readonly waitsForEnd: boolean;
 }
 
 /**
@@ -137,6 +139,10 @@ export class RunningCommand implements ShellJobSink {
   /** The command's last output, taken by the pump for finalize() to store with the end. */
   private tail: Buffer | null = null;
   private paused = false;
+  /** Ends of the waits in linger() now in progress. */
+  private readonly lingering = new Set<() => void>();
+  /** The start was not written on its own: it goes into the end's write (see start()). */
+  private startWithEnd = false;
   private storeError: string | null = null;
   private readonly chunker: OutputChunker;
   private nextOrder = 0;
@@ -198,9 +204,11 @@ export class RunningCommand implements ShellJobSink {
   }
 
   /**
-   * Stores the running record and the BashCommand event, publishes the event, and starts the
-   * command on a shell (without waiting for it). Rejects when the store fails; the command is
-   * then killed.
+   * Starts the command on a shell (without waiting for it) and stores the running record and the
+   * BashCommand event, then publishes the event. Rejects when the store fails; the command is
+   * then killed. When the caller waits for the end anyway (`waitsForEnd`), a command that ends
+   * within `storeLingerMs` with little output has its start stored with its end instead, in one
+   * write: one fsync per short command instead of two in a row.
    */
   async start(): Promise<void> {
     this.timers.push(setTimeout(() => this.onTimeout(), this.spec.timeoutSeconds * 1000));
@@ -210,6 +218,16 @@ export class RunningCommand implements ShellJobSink {
     // does not delay the command.
     this.startPersisted = (async () => {
       await new Promise<void>((resolve) => setImmediate(resolve));
+      if (this.spec.waitsForEnd && this.ctx.limits.storeLingerMs > 0) {
+        if (!this.exitPending) await this.linger();
+        // Ended, with less output than one store chunk: the pump keeps all of it for the end
+        // write too (it writes nothing before the start is settled), so nothing is stored
+        // before the BashCommand event.
+        if (this.exitPending && this.queuedBytes < this.ctx.limits.storeChunkBytes) {
+          this.startWithEnd = true;
+          return;
+        }
+      }
       const seq = await this.ctx.store.appendEvent(this.commandEvent, { command: this.snapshot() });
       this.ctx.published(this.commandEvent, seq);
     })();
@@ -400,7 +418,25 @@ export class RunningCommand implements ShellJobSink {
       this.paused = true;
       this.host.pause();
     }
+    if (this.queuedBytes >= this.ctx.limits.storeChunkBytes) this.endLinger();
     if (!this.pumping) void this.pump();
+  }
+
+  /** Waits until the command exits, a store chunk's worth of output is queued, or `storeLingerMs` pass. */
+  private linger(): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.lingering.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, this.ctx.limits.storeLingerMs);
+      this.lingering.add(done);
+    });
+  }
+
+  private endLinger(): void {
+    for (const done of [...this.lingering]) done();
   }
 
   /** Writes queued output to the store, in order; never throws. */
@@ -409,6 +445,10 @@ export class RunningCommand implements ShellJobSink {
     try {
       await this.startPersisted;
       while (this.queue.length > 0) {
+        // A little output of a running command waits a moment before it is written: more may
+        // follow, and a short command's exit usually does, so its output rides in the end write
+        // (one write, one fsync) instead of a write of its own that the end would wait for.
+        if (!this.exitPending && this.queuedBytes < this.ctx.limits.storeChunkBytes && this.ctx.limits.storeLingerMs > 0) await this.linger();
         const batch: Queued[] = [];
         let size = 0;
         while (this.queue.length > 0) {
@@ -479,6 +519,7 @@ export class RunningCommand implements ShellJobSink {
     this.exitStatus = status;
     for (const t of this.timers) clearTimeout(t);
     this.timers = [];
+    this.endLinger();
     this.pendingInput = [];
     const host = this.host;
     if (host !== null && host.state !== "dead") {
@@ -564,10 +605,11 @@ export class RunningCommand implements ShellJobSink {
     // does not stay "running" in the store; if that fails too, a restart reports it lost.
     let stored = false;
     try {
-      const seq = await this.ctx.store.appendEvent(output, { command: info, output: tail === null ? undefined : { offset: this.storedBytes, data: tail } });
+      const events = this.startWithEnd ? [this.commandEvent, output] : [output];
+      const seqs = await this.ctx.store.appendEvents(events, { command: info, output: tail === null ? undefined : { offset: this.storedBytes, data: tail } });
       stored = true;
       if (tail !== null) this.storedBytes += tail.length;
-      this.ctx.published(output, seq);
+      events.forEach((event, i) => this.ctx.published(event, seqs[i]!));
     } catch {
       await this.ctx.store.saveCommand({ ...info, outputBytes: this.storedBytes }).catch(() => {});
     }
