@@ -106,6 +106,11 @@ export interface BashOutputEvent {
 export type BashEvent = BashCommandEvent | BashOutputEvent;
 export type BashEventKind = BashEvent["kind"];
 
+/** The command an event belongs to: a BashCommand's own id, a BashOutput's `command_id`. */
+export function commandIdOf(event: BashEvent): string {
+  return event.kind === "BashCommand" ? event.id : event.command_id;
+}
+
 /** An item of `BashManager.watch()`. */
 export type BashWatchItem =
   /** Raw output bytes starting at byte `offset` of the command's output (stdout and stderr in arrival order). */

@@ -52,7 +52,7 @@ import type { BashStore as StorageBashStore, StoredBashEvent as StorageEvent } f
 import { isValidId } from "../../storage/keys.js";
 import { decodePageToken, encodePageToken } from "../../storage/page-token.js";
 import type { AttachedWrites, BashEventPage, BashEventQuery, BashStore, StoredBashEvent } from "./bash-store.js";
-import type { BashCommandInfo, BashCommandStatus, BashEvent, BashEventKind, BashMode } from "./bash-types.js";
+import { commandIdOf, type BashCommandInfo, type BashCommandStatus, type BashEvent, type BashEventKind, type BashMode } from "./bash-types.js";
 
 export interface LevelDbBashStoreOptions {
   /**
@@ -147,7 +147,7 @@ export class LevelDbBashStore implements BashStore {
       return {
         id: event.id,
         kind: event.kind,
-        commandId: event.kind === "BashCommand" ? event.id : event.command_id,
+        commandId: commandIdOf(event),
         timestampMs: Math.min(MAX_MS, Math.max(0, Math.floor(timestampMs))),
         body: encodeEventBody(event),
       };

@@ -5,7 +5,7 @@
  */
 import { AgentdError } from "../../errors.js";
 import type { AttachedWrites, BashEventPage, BashEventQuery, BashStore, StoredBashEvent } from "./bash-store.js";
-import type { BashCommandInfo, BashEvent } from "./bash-types.js";
+import { commandIdOf, type BashCommandInfo, type BashEvent } from "./bash-types.js";
 
 interface OutputLog {
   /** Chunks in offset order; chunk i covers [offsets[i], offsets[i] + chunks[i].length). */
@@ -93,8 +93,7 @@ export class MemoryBashStore implements BashStore {
       if (this.eventsById.has(event.id) || ids.has(event.id)) throw new AgentdError("already_exists", `bash event ${event.id} already exists`);
       ids.add(event.id);
     }
-    const first = events[0];
-    const commandId = first === undefined ? undefined : first.kind === "BashCommand" ? first.id : first.command_id;
+    const commandId = events[0] === undefined ? undefined : commandIdOf(events[0]);
     if (attached.output !== undefined) {
       if (commandId === undefined) throw new AgentdError("invalid_argument", "attached output needs an event");
       this.checkOutput(commandId, attached.output.offset, attached.output.data);
@@ -128,7 +127,7 @@ export class MemoryBashStore implements BashStore {
     const matches = (s: StoredBashEvent): boolean => {
       const e = s.event;
       if (query.kind !== undefined && e.kind !== query.kind) return false;
-      if (query.commandId !== undefined && (e.kind === "BashCommand" ? e.id : e.command_id) !== query.commandId) return false;
+      if (query.commandId !== undefined && commandIdOf(e) !== query.commandId) return false;
       if (query.timestampGteMs !== undefined || query.timestampLtMs !== undefined) {
         const t = Date.parse(e.timestamp);
         if (query.timestampGteMs !== undefined && t < query.timestampGteMs) return false;

@@ -218,7 +218,7 @@ export class RunningCommand implements ShellJobSink {
     // does not delay the command.
     this.startPersisted = (async () => {
       await new Promise<void>((resolve) => setImmediate(resolve));
-      if (this.spec.waitsForEnd && this.ctx.limits.storeLingerMs > 0) {
+      if (this.spec.waitsForEnd) {
         if (!this.exitPending) await this.linger();
         // Ended, with less output than one store chunk: the pump keeps all of it for the end
         // write too (it writes nothing before the start is settled), so nothing is stored
@@ -424,6 +424,7 @@ export class RunningCommand implements ShellJobSink {
 
   /** Waits until the command exits, a store chunk's worth of output is queued, or `storeLingerMs` pass. */
   private linger(): Promise<void> {
+    if (this.ctx.limits.storeLingerMs === 0) return Promise.resolve();
     return new Promise<void>((resolve) => {
       const done = (): void => {
         clearTimeout(timer);
@@ -448,7 +449,7 @@ export class RunningCommand implements ShellJobSink {
         // A little output of a running command waits a moment before it is written: more may
         // follow, and a short command's exit usually does, so its output rides in the end write
         // (one write, one fsync) instead of a write of its own that the end would wait for.
-        if (!this.exitPending && this.queuedBytes < this.ctx.limits.storeChunkBytes && this.ctx.limits.storeLingerMs > 0) await this.linger();
+        if (!this.exitPending && this.queuedBytes < this.ctx.limits.storeChunkBytes) await this.linger();
         const batch: Queued[] = [];
         let size = 0;
         while (this.queue.length > 0) {
